@@ -1,0 +1,56 @@
+# Modera: every command the README names. Each target creates or refreshes the virtualenv first.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# No model hub is reachable: load packaged weights only. Ray 2.60's CLIs need token auth set explicitly.
+export HF_HUB_OFFLINE := 1
+export RAY_AUTH_MODE := token
+export RAY_USAGE_STATS_ENABLED := 0
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv demo test test-unit serve mlflow-ui bench-text-quality bench-text-serving lock clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11); set PYTHON=..."; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25,<27"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,bench]"
+	touch $(STAMP)
+
+## The main job: seed data -> Ray Train -> MLflow -> champion -> Serve -> sample requests.
+demo: venv
+	$(BIN)/python -m pipelines.demo $(ARGS)
+
+## The whole test suite (unit, integration with real Ray/MLflow/Serve, end to end).
+test: venv
+	$(BIN)/python -m pytest $(ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit $(ARGS)
+
+## Keep the text endpoint up on 127.0.0.1:8000 with the current champion (Ctrl-C stops it).
+serve: venv
+	$(BIN)/python -m pipelines.demo --keep-serving $(ARGS)
+
+## MLflow UI over the embedded store (promotion by alias happens here).
+mlflow-ui: venv
+	PATH=$(abspath $(BIN)):$$PATH bash mlflow/server.sh local
+
+DATA ?= ../shared/data
+bench-text-quality: venv
+	$(BIN)/python -m benchmarks.text_quality --data-dir $(DATA) $(ARGS)
+
+bench-text-serving: venv
+	$(BIN)/python -m benchmarks.text_serving $(ARGS)
+
+## Rebuild constraints.txt from a fresh environment after editing pyproject.toml.
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv && .lockenv/bin/pip install -q -e ".[test,bench]"
+	{ head -2 constraints.txt; .lockenv/bin/pip freeze --exclude-editable; } > constraints.new && mv constraints.new constraints.txt
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Measured comparisons; each prints its figures and ratios. Run through the Makefile's bench-* targets."""

@@ -1,0 +1,1 @@
+"""Ray jobs, one module per job: ``ray job submit --working-dir . -- python -m pipelines.<name>``."""

@@ -1,0 +1,1 @@
+"""Analyzers: one per modality, batch-first, model loading separate from construction."""

@@ -1,0 +1,54 @@
+"""The Analyzer plugin point.
+
+An analyzer is built cheaply, then ``load(model_uri)`` reads weights, so a Serve replica or a Ray Data
+actor can swap versions without being rebuilt. Analysis is batch-first: callers collect items and hand
+them over together, which is what dynamic batching and ``map_batches`` want.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from modera.errors import InvalidInput, NotReady
+from modera.schemas import Content, ModelRef, Result
+
+
+class Analyzer(ABC):
+    """Scores content of one modality per taxonomy category."""
+
+    @classmethod
+    @abstractmethod
+    def name(cls) -> str:
+        """Unique registry name, e.g. ``"text"``."""
+
+    @classmethod
+    @abstractmethod
+    def content_types(cls) -> tuple[type[Content], ...]:
+        """The content classes ``analyze_batch`` accepts."""
+
+    @abstractmethod
+    def load(self, model_uri: str) -> ModelRef:
+        """Load (or swap to) the model at ``model_uri`` and return which version is now active."""
+
+    @property
+    @abstractmethod
+    def model_ref(self) -> ModelRef | None:
+        """The loaded model, or None before ``load``."""
+
+    @abstractmethod
+    def _analyze(self, items: Sequence[Content]) -> list[Result]:
+        """Score a non-empty batch of accepted items, one result per item, in order."""
+
+    def analyze_batch(self, items: Sequence[Content]) -> list[Result]:
+        """Score a batch; rejects foreign content types and refuses to run before ``load``."""
+        if not items:
+            return []
+        accepted = self.content_types()
+        for i, item in enumerate(items):
+            if not isinstance(item, accepted):
+                names = ", ".join(c.__name__ for c in accepted)
+                raise InvalidInput(f"item {i} is a {type(item).__name__}; the {self.name()} analyzer takes {names}")
+        if self.model_ref is None:
+            raise NotReady(f"the {self.name()} analyzer has no model loaded; call load(model_uri) first")
+        return self._analyze(items)

@@ -1,0 +1,41 @@
+"""Reading and decoding request bodies within limits, before any parsing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from modera.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+
+async def read_body(request, max_bytes: int) -> bytes:
+    """Read at most ``max_bytes``; a larger body is refused without buffering all of it."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {max_bytes}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_body(body: bytes, content_type: str | None) -> Any:
+    """Decode a JSON body strictly: empty, non-JSON, invalid UTF-8 and bad JSON each get their own message."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"content type {media!r} is not supported; send application/json")
+    if not body.strip():
+        raise InvalidInput("request body is empty; send a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"request body is not valid UTF-8 (byte {exc.start}: {body[exc.start:exc.start + 1]!r})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidInput("request body is not valid JSON: nested too deeply") from None

@@ -1,0 +1,69 @@
+"""Typed library errors -> HTTP status and a JSON body naming the problem. No stack trace leaves here."""
+
+from __future__ import annotations
+
+import logging
+
+from modera.errors import (
+    InvalidInput,
+    ModelNotFound,
+    ModeraError,
+    NotReady,
+    PayloadTooLarge,
+    RegistryUnavailable,
+    SchemaError,
+    UnsupportedMediaType,
+)
+
+logger = logging.getLogger(__name__)
+
+# Most specific first: the first isinstance match wins.
+_STATUS: tuple[tuple[type[ModeraError], int], ...] = (
+    (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (SchemaError, 422),
+    (InvalidInput, 400),
+    (ModelNotFound, 404),
+    (NotReady, 503),
+    (RegistryUnavailable, 503),
+)
+
+
+def status_for(exc: ModeraError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def install_error_handlers(app) -> None:
+    """Register handlers on a FastAPI app so every failure answers JSON and the replica keeps serving."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    @app.exception_handler(ModeraError)
+    async def _modera_error(request, exc: ModeraError):
+        return JSONResponse(error_body(exc.code, str(exc)), status_code=status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request, exc: RequestValidationError):
+        return JSONResponse(error_body("invalid_request", describe_validation(exc.errors())), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, exc: Exception):
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal_error", "internal error; the server log has the details"), status_code=500)
+
+
+def describe_validation(errors: list[dict]) -> str:
+    """``texts.2: Input should be a valid string; ...`` from pydantic's error list."""
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more

@@ -1,0 +1,73 @@
+"""Typed errors of the library.
+
+Each names the bad value and says how to fix the call. Only the HTTP edge (``modera.api.errors``)
+maps them to status codes; pipelines turn them into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+
+class ModeraError(Exception):
+    """Base of every error Modera raises on purpose."""
+
+    code = "error"
+
+
+class InvalidInput(ModeraError):
+    """The content or request is malformed (HTTP 400/422)."""
+
+    code = "invalid_input"
+
+
+class SchemaError(InvalidInput):
+    """The request parsed but its fields have the wrong types or values (HTTP 422)."""
+
+    code = "invalid_request"
+
+
+class PayloadTooLarge(InvalidInput):
+    """A body, text or list exceeds a configured limit (HTTP 413)."""
+
+    code = "too_large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The content type is not one this endpoint reads (HTTP 415)."""
+
+    code = "unsupported_media_type"
+
+
+class NotReady(ModeraError):
+    """No model is loaded yet, or a dependency is still starting (HTTP 503)."""
+
+    code = "not_ready"
+
+
+class ConfigError(ModeraError):
+    """Settings, taxonomy or arguments are inconsistent."""
+
+    code = "config_error"
+
+
+class DuplicateNameError(ConfigError):
+    """Two plugins in one registry share a name."""
+
+    code = "duplicate_name"
+
+
+class ModelNotFound(ModeraError):
+    """A model reference (registry URI, HF id, local path) does not resolve."""
+
+    code = "model_not_found"
+
+
+class WeightsMismatch(ModeraError):
+    """A packaged weight file's SHA-256 is not the pinned one."""
+
+    code = "weights_mismatch"
+
+
+class RegistryUnavailable(ModeraError):
+    """The MLflow tracking server or registry cannot be reached."""
+
+    code = "registry_unavailable"

@@ -1,0 +1,1 @@
+"""Model definitions, packaged weights and the factory that resolves model references."""

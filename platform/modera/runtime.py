@@ -1,0 +1,53 @@
+"""Entry-point wiring: logging, Ray and MLflow. Called by pipelines, the CLI and Serve replicas, never on import."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from modera.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("urllib3", "filelock", "alembic", "httpx", "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def init_ray(settings: Settings) -> None:
+    """Connect to a cluster when one is named (``MODERA_RAY_ADDRESS`` or a job's ``RAY_ADDRESS``), else start Ray locally.
+
+    Locally, the logical CPU count defaults to twice the cores: Ray Data needs a free CPU slot for its
+    read tasks while training or actor pools hold the others (on 2 cores it otherwise hangs silently).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("MODERA_")})
+    env.update(settings.as_env())  # flags such as --data-dir must reach Serve replicas and workers too
+    if os.environ.get("RAY_ADDRESS") and not settings.ray_address:
+        # Inside `ray job submit`: the job's runtime env (--runtime-env-json) already applies, and
+        # Ray refuses a second one that sets the same variables.
+        ray.init()
+    elif settings.ray_address:
+        ray.init(address=settings.ray_address, runtime_env={"env_vars": env})
+    else:
+        # address="local": never attach to some other Ray that happens to run on this machine.
+        cpus = settings.ray_num_cpus or 2 * (os.cpu_count() or 1)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env={"env_vars": env})
+    logger.info("Ray ready: %s", ray.cluster_resources())
+
+
+def init_tracking(settings: Settings) -> str:
+    """Point MLflow at the configured store and return the experiment id (creating it if needed)."""
+    from modera import registry
+    from modera.training.tracking import ensure_experiment
+
+    settings.ensure_dirs()
+    registry.configure(settings.resolved_tracking_uri, settings.resolved_registry_uri)
+    return ensure_experiment(settings.experiment, settings.resolved_artifact_location)

@@ -1,0 +1,80 @@
+"""Content and result schemas shared by analyzers, pipelines and the HTTP edge.
+
+Content types say what an item is; a content item can expand into others later (a video into frames
+and an audio track, an image into OCR text). Results carry, for every category, a score in [0, 1] and
+a severity 0-3, plus the model name and version that produced them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Content(BaseModel):
+    """Base of every content item an analyzer accepts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    modality: ClassVar[str]
+
+    id: str | None = Field(default=None, max_length=256, description="Caller's id for the item, echoed back.")
+
+
+class TextContent(Content):
+    """A piece of user text: a post, comment, chat line, caption or transcript."""
+
+    modality: ClassVar[str] = "text"
+    text: str
+
+
+class ModelRef(BaseModel):
+    """Which model produced a score: registered name and version (or 'local' for a path)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    uri: str | None = None
+
+
+class CategoryResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    score: float = Field(ge=0.0, le=1.0)
+    severity: int = Field(ge=0, le=3)
+
+
+class EntityResult(BaseModel):
+    """A URL, e-mail address or phone number found in text: spam and PII signals."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["url", "email", "phone"]
+    value: str
+    start: int
+    end: int
+    normalized: str
+    domain: str | None = None
+
+
+class Result(BaseModel):
+    """What an analyzer says about one item."""
+
+    model_config = ConfigDict(frozen=True)
+
+    item_id: str | None = None
+    modality: str
+    categories: dict[str, CategoryResult]
+    model: ModelRef
+    language: str | None = None
+    language_confidence: float | None = None
+    entities: list[EntityResult] = Field(default_factory=list)
+    normalized_text: str | None = None
+    normalization_steps: list[str] = Field(default_factory=list)
+
+    def top_category(self) -> tuple[str, CategoryResult] | None:
+        """The highest-scoring category, or None when the result has no categories."""
+        if not self.categories:
+            return None
+        return max(self.categories.items(), key=lambda kv: kv[1].score)

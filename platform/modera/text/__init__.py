@@ -1,0 +1,1 @@
+"""Text utilities: normalisation against evasions, entity extraction, language identification."""

@@ -1,0 +1,444 @@
+"""Text normalisation that undoes the usual filter evasions.
+
+Users who want past a moderation model disguise words: fullwidth or
+mathematical letters, zero-width characters inside words, Cyrillic lookalikes,
+leetspeak, stretched letters, spaced-out letters. :func:`normalize` undoes
+these in a fixed order so the classifier sees the word that was meant, while
+the original text is kept for display and for the audit trail.
+
+The steps never lowercase (the encoder may be cased) and each one leaves text
+it has no reason to touch alone: real Russian or Greek, emoji, URLs, numbers,
+ordinals and units.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+import unicodedata
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+__all__ = ["NormalizedText", "normalize"]
+
+
+@dataclass(frozen=True)
+class NormalizedText:
+    """The result of :func:`normalize`.
+
+    Attributes:
+        original: The input, unchanged, for display and audit.
+        normalized: The text the classifier should see.
+        steps: Names of the steps that changed something, in the order
+            applied; lets callers log *which* evasion a message used.
+    """
+
+    original: str
+    normalized: str
+    steps: tuple[str, ...]
+
+
+# A double (or longer) whitespace run separates groups that the "spacing" step
+# must not join ("k i l l  y o u" is two words). Whitespace is collapsed in the
+# "zero_width" step, so such runs are carried as NUL until the end: NUL is a
+# control character, so none can survive from the input itself.
+_HARD_SPACE = "\x00"
+
+# ---------------------------------------------------------------- zero_width
+
+_ZWJ = "\u200d"
+_VARIATION_SELECTORS = frozenset(chr(cp) for cp in range(0xFE00, 0xFE10))
+# Invisible characters that are not category Cf: combining grapheme joiner
+# (Mn) and the Hangul fillers (Lo) that render as blanks.
+_EXTRA_INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0")
+# Emoji-sequence glue: ZWJ and variation selectors are kept next to these.
+_SYMBOL_CATEGORIES = frozenset({"So", "Sk"})
+_JOINER_RE = re.compile("[\u200d\ufe00-\ufe0f]")
+# Runs of 2+ combining marks from the generic diacritic blocks are "zalgo".
+# Script-specific marks (Thai tone marks, Arabic harakat, Hebrew niqqud) are
+# left out: real words stack two of them.
+_ZALGO_MARKS = (
+    "\u0300-\u036f\u1ab0-\u1abd\u1abf-\u1aff\u1dc0-\u1dff"
+    "\u20d0-\u20dc\u20e1\u20e5-\u20ff\ufe20-\ufe2f"
+)
+_ZALGO_MARK_RE = re.compile(f"[{_ZALGO_MARKS}]")
+# The base character is captured too: NFKC may have composed it with the
+# first marks of the stack ("z" + acute -> "ź"), and those count and go as well.
+_MARK_RUN_RE = re.compile(f"(?s)([^{_ZALGO_MARKS}])?([{_ZALGO_MARKS}]+)")
+_MULTI_SPACE_RE = re.compile(r"\s{2,}")
+_SPACE_RE = re.compile(r"\s")
+
+# ----------------------------------------------------------------- homoglyph
+
+_HOMOGLYPHS: dict[str, str] = {
+    # Cyrillic, lowercase.
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o",
+    "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j",
+    "ѕ": "s", "ԁ": "d", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ү": "y",
+    # Cyrillic, uppercase.
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O",
+    "Р": "P", "С": "C", "Т": "T", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S",
+    # Latin script g, a non-ASCII Latin letter.
+    "ɡ": "g",
+    # Greek, lowercase.
+    "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t",
+    "υ": "u",
+    # Greek, uppercase.
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K",
+    "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}  # fmt: skip
+_HOMOGLYPH_TABLE = str.maketrans(_HOMOGLYPHS)
+_HOMOGLYPH_CHARS = frozenset(_HOMOGLYPHS)
+_WORD_RE = re.compile(r"\w+")
+_ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
+
+# ----------------------------------------------------------------- leetspeak
+
+_LEET_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
+_LEET_SYMBOLS = {"@": "a", "$": "s", "!": "i", "|": "l", "+": "t"}
+_LEET_CHARS = frozenset(_LEET_DIGITS) | frozenset(_LEET_SYMBOLS)
+_LETTERISH = frozenset(string.ascii_letters) | frozenset(_LEET_DIGITS)
+_TOKEN_RE = re.compile(r"[^\s\x00]+")
+# Punctuation trimmed off a token before judging it. A leading "!" stays: "!" at
+# the start of a word is leet ("!diot"); at the end it is punctuation.
+_LEAD_PUNCT = ".,?;:\"'()[]{}<>“”‘’«»"
+_TRAIL_PUNCT = _LEAD_PUNCT + "!"
+_UNITS = (
+    "st|nd|rd|th|k|m|b|bn|mm|cm|km|kg|g|mg|lb|lbs|oz|ml|l|pm|am|x|p|i|hz|khz|mhz|ghz"
+    "|kb|mb|gb|tb|fps|s|ms|h|hr|hrs|min|mins|d|yr|yrs|y|w|kw|v|mah|px|pt|em|rem|mph|kph|c|f"
+)
+_QUANTITY = rf"[$€£¥]?\d+(?:[.,:]\d+)*(?:%|(?:{_UNITS})\b)?"
+# Tokens the leet step must leave alone: they contain digits or "@"/"$" for a
+# reason (amounts, ordinals, units, model numbers, addresses, mentions, hashes).
+_LEET_EXEMPT_PATTERNS = (
+    # Amounts, ordinals, units, times, ranges: "$100", "3rd", "5:30pm", "10am-5pm".
+    rf"[+-]?(?:[a-z]{{1,3}}(?=[$€£¥]))?{_QUANTITY}(?:[-–/~x]{_QUANTITY})*",
+    # Model and version numbers: "mp3", "i7", "v1.2.3" (short prefix, any digits);
+    # "win10", "h264", "covid-19" (longer prefix, 2+ digits). A longer word with
+    # one trailing digit is leet ("hell0").
+    r"[a-z]{1,3}[.-]?\d+(?:[.,]\d+)*",
+    r"[a-z]{1,8}[.-]?\d{2,}(?:[.,]\d+)*",
+    # E-mail addresses.
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}",
+    # Bare domains, possibly with a path: "site.com", "cheap-deals.xyz/a".
+    r"(?:[a-z0-9-]+\.)+[a-z]{2,}(?::\d+)?(?:[/?#].*)?",
+    # Mentions ("@" then 3+ word characters) and hashtags.
+    r"@\w{3,}",
+    r"#[^\W\d_].*",
+    # Hex identifiers and hashes.
+    r"[0-9a-f]{8,}",
+)
+_LEET_EXEMPT_RE = re.compile("|".join(f"(?:{p})" for p in _LEET_EXEMPT_PATTERNS), re.IGNORECASE)
+
+# ------------------------------------------------------------------- repeats
+
+_LETTER_RUN_RE = re.compile(r"([^\W\d_])\1{2,}", re.IGNORECASE)
+_DOUBLE_LETTER_RE = re.compile(r"([^\W\d_])\1", re.IGNORECASE)
+_ALPHA_WORD_RE = re.compile(r"[^\W\d_]+")
+_PUNCT_RUN_RE = re.compile(r"([^\w\s\x00])\1{3,}")
+_MAX_DOUBLES = 4  # 2**4 variants at most per word
+
+# ------------------------------------------------------------------- spacing
+
+# 3+ single letters separated by one space or by the same one of . - _ *.
+# Each letter must stand alone (no letter or digit right after it); the
+# possessive loop keeps this linear on long runs.
+_SPACED_RE = re.compile(
+    r"(?<![^\W_])[^\W\d_](?P<sep>[ .\-_*])[^\W\d_](?![^\W_])"
+    r"(?:(?P=sep)[^\W\d_](?![^\W_]))++"
+)
+
+
+def normalize(text: str, vocabulary: Collection[str] | None = None) -> NormalizedText:
+    """Undo the common evasions in ``text``, keeping the original alongside.
+
+    Args:
+        text: Any string, including ones with lone surrogates or control
+            characters; this never raises.
+        vocabulary: Known lowercase words (e.g. a tokenizer vocabulary). When
+            given, stretched words not in it are shortened to a known word
+            ("stuupid" -> "stupid"); without it the "repeats" step only caps
+            letter runs at two, since only a word list says that "good"
+            keeps both o's and "stupid" needs one u.
+
+    Returns:
+        The original, the normalised text and the names of the steps that
+        changed it.
+    """
+    steps: list[str] = []
+    pipeline: tuple[tuple[str, Callable[[str], str]], ...] = (
+        ("nfkc", _nfkc),
+        ("zero_width", _strip_invisible),
+        ("homoglyph", _map_homoglyphs),
+        ("leetspeak", _decode_leetspeak),
+        ("repeats", lambda t: _collapse_repeats(t, vocabulary)),
+        ("spacing", lambda t: _join_spaced_letters(t, vocabulary)),
+    )
+    current = text
+    for name, step in pipeline:
+        changed = step(current)
+        if changed != current:
+            steps.append(name)
+            current = changed
+    return NormalizedText(text, current.replace(_HARD_SPACE, " "), tuple(steps))
+
+
+# ---------------------------------------------------------------- nfkc
+
+
+def _nfkc(text: str) -> str:
+    """Fold compatibility forms (fullwidth, ligatures, math letters) to plain ones."""
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    return unicodedata.normalize("NFKC", text)
+
+
+# ---------------------------------------------------------------- zero_width
+
+
+def _strip_invisible(text: str) -> str:
+    """Remove invisible and control characters and zalgo marks; tidy whitespace.
+
+    Zero-width characters split a word for a keyword filter or a tokenizer
+    while rendering identically, so they go; the ZWJ and variation selectors
+    that build emoji stay, because emoji carry meaning the classifier uses.
+    """
+    if _JOINER_RE.search(text):
+        text = _JOINER_RE.sub(_keep_emoji_joiner, text)
+    text = text.translate(_removal_table(text))
+    text = _MARK_RUN_RE.sub(_strip_zalgo, text)
+    text = text.strip()
+    text = _MULTI_SPACE_RE.sub(_HARD_SPACE, text)
+    return _SPACE_RE.sub(" ", text)
+
+
+def _strip_zalgo(match: re.Match[str]) -> str:
+    """Drop a stack of 2+ combining marks on one base, accents composed into it included.
+
+    A single accent stays ("é", "e" + acute), so ordinary accented text is
+    unchanged.
+    """
+    base, marks = match.group(1) or "", match.group(2)
+    decomposed = unicodedata.normalize("NFD", base)
+    bare = _ZALGO_MARK_RE.sub("", decomposed)
+    if len(marks) + len(decomposed) - len(bare) < 2:
+        return match.group()
+    return unicodedata.normalize("NFC", bare)
+
+
+def _keep_emoji_joiner(match: re.Match[str]) -> str:
+    """Keep a ZWJ between emoji, a variation selector after a non-letter."""
+    text, pos = match.string, match.start()
+    before = text[pos - 1] if pos else ""
+    if match.group() != _ZWJ:
+        # A variation selector after a letter only hides inside a word.
+        return "" if before.isalpha() else match.group()
+    after = text[pos + 1] if pos + 1 < len(text) else ""
+    if _is_emoji_part(before) and _is_emoji_part(after):
+        return match.group()
+    return ""
+
+
+def _is_emoji_part(char: str) -> bool:
+    """Whether ``char`` can sit on either side of a ZWJ in an emoji sequence."""
+    if not char:
+        return False
+    return char in _VARIATION_SELECTORS or unicodedata.category(char) in _SYMBOL_CATEGORIES
+
+
+def _removal_table(text: str) -> dict[int, str | None]:
+    """Translate table deleting the invisible characters present in ``text``.
+
+    Built from the distinct characters only, so the per-character category
+    lookups stay cheap on long inputs.
+    """
+    table: dict[int, str | None] = {}
+    for char in set(text):
+        if char == _ZWJ:
+            continue  # already decided in context by _keep_emoji_joiner
+        category = unicodedata.category(char)
+        if category in ("Cf", "Cs") or char in _EXTRA_INVISIBLE:
+            table[ord(char)] = None
+        elif category == "Cc":
+            # Whitespace controls (\n, \t, \r, \f, ...) separate words: keep
+            # them as spaces so deleting them cannot glue two words together.
+            table[ord(char)] = " " if char.isspace() else None
+    return table
+
+
+# ----------------------------------------------------------------- homoglyph
+
+
+def _map_homoglyphs(text: str) -> str:
+    """Map lookalike letters to Latin inside words that already use Latin.
+
+    Only mixed-script words are touched, so real Russian or Greek is left as
+    written while "іdіоt" (Cyrillic і and о) becomes "idiot".
+    """
+    if _HOMOGLYPH_CHARS.isdisjoint(text):
+        return text
+    return _WORD_RE.sub(_map_word_homoglyphs, text)
+
+
+def _map_word_homoglyphs(match: re.Match[str]) -> str:
+    word = match.group()
+    if _HOMOGLYPH_CHARS.isdisjoint(word) or not _ASCII_LETTER_RE.search(word):
+        return word
+    return word.translate(_HOMOGLYPH_TABLE)
+
+
+# ----------------------------------------------------------------- leetspeak
+
+
+def _decode_leetspeak(text: str) -> str:
+    """Replace leet digits and symbols with letters in word-like tokens."""
+    if _LEET_CHARS.isdisjoint(text):
+        return text
+    return _TOKEN_RE.sub(_decode_token, text)
+
+
+def _decode_token(match: re.Match[str]) -> str:
+    token = match.group()
+    head = len(token) - len(token.lstrip(_LEAD_PUNCT))
+    core = token[head:].rstrip(_TRAIL_PUNCT)
+    if not _is_leet_candidate(core):
+        return token
+    return token[:head] + _decode_core(core) + token[head + len(core) :]
+
+
+def _is_leet_candidate(core: str) -> bool:
+    """Whether ``core`` is a word written in leet rather than a number-like token."""
+    if _LEET_CHARS.isdisjoint(core) or not _ASCII_LETTER_RE.search(core):
+        return False
+    if "://" in core or core.lower().startswith("www."):
+        return False
+    return _LEET_EXEMPT_RE.fullmatch(core) is None
+
+
+def _decode_core(core: str) -> str:
+    """Decode one token; digits always, symbols only where they stand for a letter.
+
+    "!", "|", "+" and "@" count between two letters or at the start before a
+    letter, so "idiot!!!" and "c++" keep their punctuation; a run of "$" counts
+    next to a letter on either side ("$tupid", "a$$").
+    """
+    chars = list(core)
+    size = len(chars)
+    index = 0
+    while index < size:
+        char = chars[index]
+        if char in _LEET_DIGITS:
+            chars[index] = _LEET_DIGITS[char]
+        elif char == "$":
+            end = index
+            while end < size and core[end] == "$":
+                end += 1
+            if _is_letterish(core, index - 1) or _is_letterish(core, end):
+                chars[index:end] = ["s"] * (end - index)
+            index = end
+            continue
+        elif char in _LEET_SYMBOLS and _is_letterish(core, index + 1):
+            if index == 0 or _is_letterish(core, index - 1):
+                chars[index] = _LEET_SYMBOLS[char]
+        index += 1
+    return "".join(chars)
+
+
+def _is_letterish(core: str, index: int) -> bool:
+    """Whether ``core[index]`` is an ASCII letter or a leet digit (False off the ends)."""
+    if index < 0 or index >= len(core):
+        return False
+    return core[index] in _LETTERISH
+
+
+# ------------------------------------------------------------------- repeats
+
+
+def _collapse_repeats(text: str, vocabulary: Collection[str] | None) -> str:
+    """Shorten stretched letters and punctuation ("stuuuupid", "!!!!!!")."""
+    text = _PUNCT_RUN_RE.sub(_collapse_punct_run, text)
+    # Without a vocabulary only runs of 3+ matter; with one, any doubled letter.
+    trigger = _LETTER_RUN_RE if vocabulary is None else _DOUBLE_LETTER_RE
+    if not trigger.search(text):
+        return text
+    return _TOKEN_RE.sub(lambda m: _collapse_token(m.group(), vocabulary), text)
+
+
+def _collapse_punct_run(match: re.Match[str]) -> str:
+    run = match.group()
+    return run[:3] if unicodedata.category(run[0]).startswith("P") else run
+
+
+def _collapse_token(token: str, vocabulary: Collection[str] | None) -> str:
+    """Collapse letter runs in one token; URLs and e-mail addresses are left as typed."""
+    if "://" in token or token.lower().startswith("www.") or "@" in token[1:]:
+        return token
+    return _ALPHA_WORD_RE.sub(lambda m: _collapse_word(m.group(), vocabulary), token)
+
+
+def _collapse_word(word: str, vocabulary: Collection[str] | None) -> str:
+    """Cap letter runs at two, then shorten to a known word when a vocabulary is given."""
+    word = _LETTER_RUN_RE.sub(lambda m: m.group()[:2], word)
+    if vocabulary is None or word.lower() in vocabulary:
+        return word
+    return _known_variant(word, vocabulary)
+
+
+def _known_variant(word: str, vocabulary: Collection[str]) -> str:
+    """The variant of ``word`` with the fewest doubled letters undoubled that is known.
+
+    Returns ``word`` itself when no variant is in the vocabulary; the case of
+    the kept characters, the first one included, is preserved.
+    """
+    doubles = [m.start() for m in _DOUBLE_LETTER_RE.finditer(word)][:_MAX_DOUBLES]
+    for count in range(1, len(doubles) + 1):
+        for dropped in itertools.combinations(doubles, count):
+            variant = "".join(c for i, c in enumerate(word) if i not in dropped)
+            if variant.lower() in vocabulary:
+                return variant
+    return word
+
+
+# ------------------------------------------------------------------- spacing
+
+
+def _join_spaced_letters(text: str, vocabulary: Collection[str] | None) -> str:
+    """Join letters spelled out one at a time ("k i l l", "d.i.e", "k-i-l-l").
+
+    The joined word goes through the homoglyph and repeats steps again, since
+    those could not see it as one word before; this keeps normalisation
+    idempotent.
+    """
+    return _SPACED_RE.sub(lambda m: _join_match(m, vocabulary), text)
+
+
+def _join_match(match: re.Match[str], vocabulary: Collection[str] | None) -> str:
+    spaced, sep = match.group(), match.group("sep")
+    if sep != " " and _continues_with_fragment(match):
+        return spaced  # "a.b.c.com", "x-y-z-axis": part of a longer dotted name
+    word = _collapse_word(_map_homoglyphs(spaced.replace(sep, "")), vocabulary)
+    return _split_leading_word(word, vocabulary) if sep == " " else word
+
+
+# Single letters that are words of their own: "a w o r t h l e s s" is "a worthless".
+_ONE_LETTER_WORDS = frozenset("aAiIuU")
+
+
+def _split_leading_word(word: str, vocabulary: Collection[str] | None) -> str:
+    """Keep a leading one-letter word apart when only the rest is a known word."""
+    if vocabulary is None or len(word) < 4 or word[0] not in _ONE_LETTER_WORDS or word.lower() in vocabulary:
+        return word
+    rest = word[1:]
+    return f"{word[0]} {rest}" if rest.lower() in vocabulary else word
+
+
+def _continues_with_fragment(match: re.Match[str]) -> bool:
+    """Whether the separator also links the run to a multi-letter neighbour."""
+    text, sep = match.string, match.group("sep")
+    start, end = match.start(), match.end()
+    after = text[end : end + 2]
+    before = text[max(start - 2, 0) : start]
+    linked_after = len(after) == 2 and after[0] == sep and after[1].isalnum()
+    linked_before = len(before) == 2 and before[1] == sep and before[0].isalnum()
+    return linked_after or linked_before

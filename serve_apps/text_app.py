@@ -1,0 +1,135 @@
+"""``POST /v1/text``: the text analyzer behind dynamic batching and autoscaling.
+
+    serve run serve_apps.text_app:build_app model_uri=models:/modera-text@champion
+
+Settings that change in operation (model URI, batch size, batch wait) travel through ``user_config``
+and ``reconfigure``, so a promotion needs no redeploy.
+"""
+
+
+import asyncio
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
+from ray import serve
+
+from modera import registry
+from modera.analyzers.text import TextAnalyzer
+from modera.api.body import read_body
+from modera.api.errors import error_body, install_error_handlers
+from modera.api.text import TextLimits, TextRequest, TextResponse, parse_text_request
+from modera.errors import NotReady
+from modera.schemas import Result, TextContent
+from modera.settings import load_settings
+
+logger = logging.getLogger("serve_apps.text_app")
+
+api = FastAPI(
+    title="Modera text moderation",
+    version="1",
+    description="Scores text per moderation category (score 0-1, severity 0-3), with language and entities.",
+)
+install_error_handlers(api)
+
+
+class TextAppArgs(BaseModel):
+    """Typed arguments of the text application (``serve run ... key=value`` or config.yaml ``args``)."""
+
+    model_uri: str = "models:/modera-text@champion"
+    max_batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_wait_timeout_s: float = Field(default=0.01, ge=0, le=5)
+    limits: TextLimits = TextLimits()
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=2, ge=1)
+    target_ongoing_requests: float = Field(default=32, gt=0)
+    num_cpus: float = Field(default=1.0, gt=0)
+    torch_threads: int | None = Field(default=None, ge=1)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 1})
+@serve.ingress(api)
+class TextDeployment:
+    """One replica: one loaded text model, requests scored in dynamic batches."""
+
+    def __init__(self, limits: dict, torch_threads: int | None = None) -> None:
+        import torch
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        settings = load_settings()
+        registry.configure(settings.resolved_tracking_uri, settings.resolved_registry_uri)
+        self._limits = TextLimits.model_validate(limits)
+        self._analyzer = TextAnalyzer(cache_dir=settings.resolved_data_dir / "model_cache")
+        self._model_uri: str | None = None
+        self._load_error: str | None = None
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Apply batch settings and (re)load the model; a failed load keeps the old model serving."""
+        self._batch.set_max_batch_size(int(user_config.get("max_batch_size", 32)))
+        self._batch.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.01)))
+        uri = user_config.get("model_uri", self._model_uri)
+        if uri and uri != self._model_uri:
+            self._load(uri)
+
+    def _load(self, uri: str) -> None:
+        started = time.perf_counter()
+        try:
+            ref = self._analyzer.load(uri)
+            self._analyzer.analyze_batch([TextContent(text="warm up")])
+        except Exception as exc:  # noqa: BLE001 - any load failure must leave the replica serving
+            self._load_error = f"loading {uri} failed: {exc}"
+            logger.exception("model load failed; still serving %s", self._analyzer.model_ref)
+            return
+        self._model_uri, self._load_error = uri, None
+        logger.info("serving %s v%s (loaded in %.1fs)", ref.name, ref.version, time.perf_counter() - started)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def _batch(self, items: list[TextContent]) -> list[Result]:
+        return await asyncio.to_thread(self._analyzer.analyze_batch, items)
+
+    @api.post(
+        "/",
+        response_model=TextResponse,
+        summary="Score one text or a list of texts",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": TextRequest.model_json_schema()}}}},
+    )
+    async def moderate(self, request: Request) -> TextResponse:
+        body = await read_body(request, self._limits.max_body_bytes)
+        items = parse_text_request(body, request.headers.get("content-type"), self._limits)
+        if self._analyzer.model_ref is None:
+            raise NotReady(self._load_error or "no model loaded yet")
+        results = await asyncio.gather(*(self._batch(item) for item in items))
+        return TextResponse(results=list(results))
+
+    @api.get("/healthz", summary="Readiness: the loaded model, or why none is")
+    async def healthz(self):
+        from fastapi.responses import JSONResponse
+
+        ref = self._analyzer.model_ref
+        body = {"status": "ok" if ref else "not_ready", "model": ref.model_dump() if ref else None,
+                "model_uri": self._model_uri, "load_error": self._load_error,
+                "replica": serve.get_replica_context().replica_id.unique_id}
+        if ref is None:
+            return JSONResponse(body | error_body("not_ready", self._load_error or "no model loaded"), status_code=503)
+        return body
+
+
+def build_app(args: TextAppArgs | dict):
+    """Typed app builder: ``serve run serve_apps.text_app:build_app`` or config.yaml ``import_path``."""
+    args = TextAppArgs.model_validate(args) if isinstance(args, dict) else args
+    return TextDeployment.options(
+        max_ongoing_requests=max(2 * args.max_batch_size, 8),
+        autoscaling_config={
+            "min_replicas": args.min_replicas,
+            "initial_replicas": max(args.min_replicas, 1),
+            "max_replicas": args.max_replicas,
+            "target_ongoing_requests": args.target_ongoing_requests,
+            "upscale_delay_s": 5,
+            "downscale_delay_s": 60,
+        },
+        ray_actor_options={"num_cpus": args.num_cpus},
+        user_config={"model_uri": args.model_uri, "max_batch_size": args.max_batch_size,
+                     "batch_wait_timeout_s": args.batch_wait_timeout_s},
+    ).bind(limits=args.limits.model_dump(), torch_threads=args.torch_threads)

@@ -1,0 +1,36 @@
+"""The README's main job, end to end, at a reduced size; a second run must reuse what exists."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def run_demo(data_dir, port) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODERA_") and k != "RAY_ADDRESS"}
+    cmd = [sys.executable, "-m", "pipelines.demo", "--data-dir", str(data_dir), "--rows-per-category", "25",
+           "--epochs", "2", "--port", str(port)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_demo_runs_twice(tmp_path):
+    first = run_demo(tmp_path, free_port())
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    out = first.stdout
+    assert "champion: modera-text v1 (previous champion: none)" in out
+    assert "top category" in out and out.count("modera-text v1") >= 14  # one row per sample + the header line
+    assert "k i l l yourself" in out and "\\u200b" in out  # obfuscated samples are shown escaped
+    assert "MLflow UI" in out and "/v1/text" in out
+    assert (tmp_path / "mlflow" / "mlflow.db").is_file() and (tmp_path / "demo").is_dir()
+
+    second = run_demo(tmp_path, free_port())
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "reusing modera-text v1" in second.stdout
+    assert "champion: modera-text v1" in second.stdout

@@ -1,0 +1,115 @@
+"""One real Ray head for the whole session (`ray start --head`), a real MLflow store, a trained model
+registered as champion, and the text app on real Serve HTTP at 127.0.0.1.
+
+Everything is made here, small: the seed data comes from modera.seed_data, nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers import free_port
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("modera-data")
+    os.environ["MODERA_DATA_DIR"] = str(path)  # read by Serve replicas and jobs through the runtime env
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_head(data_dir):
+    """A Ray head started by the CLI, as a user's cluster would be; torn down at session end."""
+    port, dashboard = free_port(), free_port()
+    cmd = [RAY, "start", "--head", f"--port={port}", "--num-cpus=4", "--include-dashboard=true",
+           "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--disable-usage-stats"]
+    # Jobs run `python` from the head's PATH: put this environment's interpreter first.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120, env=env)
+    try:
+        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}"}
+    finally:
+        import ray
+
+        ray.shutdown()
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir, ray_head):
+    from modera.runtime import init_ray, init_tracking
+    from modera.settings import load_settings
+
+    s = load_settings(data_dir=data_dir, ray_address=ray_head["address"])
+    init_tracking(s)
+    init_ray(s)
+    return s
+
+
+@pytest.fixture(scope="session")
+def seed_path(data_dir) -> Path:
+    from modera.seed_data import make_text_seed
+
+    path = data_dir / "seed.parquet"
+    make_text_seed(rows_per_category=40, seed=1).to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(settings, seed_path):
+    """Train with DDP over two Ray Train workers, register, and make the version champion."""
+    from modera import registry
+    from modera.training.text import TextTrainConfig
+    from pipelines.train_text import train_and_register
+
+    cfg = TextTrainConfig(data=[str(seed_path)], epochs=3, num_workers=2, batch_size=16, max_length=48, learning_rate=1e-4)
+    ref = train_and_register(cfg, settings, tags={"suite": "integration"})
+    registry.promote(ref.name, ref.version)
+    return {"ref": ref, "cfg": cfg}
+
+
+@pytest.fixture(scope="session")
+def text_url(settings, trained):
+    from ray import serve
+
+    from serve_apps.text_app import TextAppArgs, build_app
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    args = TextAppArgs(model_uri=f"models:/{settings.text_model_name}@champion", max_replicas=1,
+                       limits={"max_body_bytes": 200_000, "max_text_chars": 2_000, "max_items": 16})
+    serve.run(build_app(args), name="text", route_prefix="/v1/text")
+    url = f"http://127.0.0.1:{port}/v1/text"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    yield url
+    serve.shutdown()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "pyproject.toml").is_file()
+    return root
+
+
+def ray_cli_env(ray_head) -> dict[str, str]:
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_API_SERVER_ADDRESS=ray_head["dashboard"])
+    env.pop("RAY_ADDRESS", None)
+    return env

@@ -1,0 +1,293 @@
+"""Unit tests for modera.text.normalize: each evasion undone, ordinary text left alone."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from modera.text.normalize import NormalizedText, normalize
+
+# (input, expected normalized text, expected steps)
+EVASIONS = [
+    # nfkc
+    ("ｉｄｉｏｔ", "idiot", ("nfkc",)),
+    ("\U0001d424\U0001d422\U0001d425\U0001d425", "kill", ("nfkc",)),  # mathematical bold
+    ("\U0001d458\U0001d456\U0001d459\U0001d459", "kill", ("nfkc",)),  # mathematical italic
+    ("ﬁght", "fight", ("nfkc",)),  # ligature
+    # zero_width
+    ("id\u200biot", "idiot", ("zero_width",)),
+    ("id\u200ci\u200dot", "idiot", ("zero_width",)),
+    ("\ufeffidiot", "idiot", ("zero_width",)),
+    ("id\u2060iot", "idiot", ("zero_width",)),
+    ("id\u00adiot", "idiot", ("zero_width",)),  # soft hyphen
+    ("id\u034fiot", "idiot", ("zero_width",)),  # combining grapheme joiner
+    ("id\u180eiot", "idiot", ("zero_width",)),
+    ("id\u3164iot", "idiot", ("nfkc", "zero_width")),  # Hangul filler: NFKC maps, then removed
+    ("i\ufe0fdiot", "idiot", ("zero_width",)),  # variation selector after a letter
+    ("id\x07iot\x1b", "idiot", ("zero_width",)),  # control characters
+    ("a\ud800b", "ab", ("zero_width",)),  # lone surrogate
+    ("\udfffidiot\ud83d", "idiot", ("zero_width",)),
+    ("  hello \n\t world  ", "hello world", ("zero_width",)),
+    ("line one\r\nline two", "line one line two", ("zero_width",)),
+    # zalgo
+    ("h\u0338\u0321\u032a\u032f\u0368e\u0322\u0327llo", "hello", ("zero_width",)),
+    ("z\u0301\u0302\u0303algo", "zalgo", ("nfkc", "zero_width")),
+    # homoglyph
+    ("іdіоt", "idiot", ("homoglyph",)),  # Cyrillic і and о
+    ("уou аre аn іdіоt", "you are an idiot", ("homoglyph",)),
+    ("Mоscow", "Moscow", ("homoglyph",)),
+    ("ΚΙLL", "KILL", ("homoglyph",)),  # Greek capitals next to Latin L
+    ("ѕtupіd", "stupid", ("homoglyph",)),
+    ("ɡet lost", "get lost", ("homoglyph",)),
+    # leetspeak
+    ("1d10t", "idiot", ("leetspeak",)),
+    ("k!ll", "kill", ("leetspeak",)),
+    ("h4te", "hate", ("leetspeak",)),
+    ("$tupid", "stupid", ("leetspeak",)),
+    ("5h1t", "shit", ("leetspeak",)),
+    ("l0ser", "loser", ("leetspeak",)),
+    ("d1e", "die", ("leetspeak",)),
+    ("@ss", "ass", ("leetspeak",)),
+    ("b@d", "bad", ("leetspeak",)),
+    ("a$$", "ass", ("leetspeak",)),
+    ("!diot", "idiot", ("leetspeak",)),
+    ("|oser", "loser", ("leetspeak",)),
+    ("hell0", "hello", ("leetspeak",)),
+    ("you 1d10t!!!", "you idiot!!!", ("leetspeak",)),
+    ("(l0ser)", "(loser)", ("leetspeak",)),
+    ("\"h4te\",", "\"hate\",", ("leetspeak",)),
+    # repeats (no vocabulary: runs capped at two)
+    ("stuuuupid", "stuupid", ("repeats",)),
+    ("noooo", "noo", ("repeats",)),
+    ("NOOOOO", "NOO", ("repeats",)),
+    ("what!!!!!!", "what!!!", ("repeats",)),
+    ("wait.......", "wait...", ("repeats",)),
+    # spacing
+    ("k i l l", "kill", ("spacing",)),
+    ("d.i.e", "die", ("spacing",)),
+    ("k-i-l-l", "kill", ("spacing",)),
+    ("s_t_u_p_i_d", "stupid", ("spacing",)),
+    ("k*i*l*l", "kill", ("spacing",)),
+    ("i will k i l l you", "i will kill you", ("spacing",)),
+    ("K I L L", "KILL", ("spacing",)),
+    ("d.i.e.", "die.", ("spacing",)),
+    # combined
+    ("k i l l  y o u r s e l f", "kill yourself", ("zero_width", "spacing")),
+    ("ｋ ｉ ｌ ｌ  ｙ ｏ ｕ", "kill you", ("nfkc", "zero_width", "spacing")),
+    ("1d\u200b10t", "idiot", ("zero_width", "leetspeak")),
+    ("і d і о t", "idiot", ("spacing",)),  # homoglyphs are mapped once joined
+    ("1dіоt", "idiot", ("homoglyph", "leetspeak")),
+    ("l000000ser", "looser", ("leetspeak", "repeats")),
+    ("ｓｔｕｕｕｐｉｄ\u200b", "stuupid", ("nfkc", "zero_width", "repeats")),
+    ("s t u u u p i d", "stuupid", ("spacing",)),
+    (
+        "𝐲𝐨𝐮 𝐚𝐫𝐞 𝐚 1d\u200b10t!!!!!!",
+        "you are a idiot!!!",
+        ("nfkc", "zero_width", "leetspeak", "repeats"),
+    ),
+]
+
+UNCHANGED = [
+    "",
+    "hello world",
+    "Hello, World! How are you?",
+    "idiot!!!",
+    "call me at 5pm on the 3rd",
+    "I have 2 cats",
+    "costs $100",
+    "the 21st and the 2nd and the 4th",
+    "10k runners, 1080p video, 3x faster, mp3 and h264",
+    "it is 100% true, 3.5 stars, since 2024",
+    "Meet at 5:30pm or 10am-5pm",
+    "1920x1080 and 4K",
+    "win10 covid-19 v1.2.3 i7",
+    "US$100",
+    "hi @alice and #h4te",
+    "mail me at bob@ex4mple.com",
+    "see https://ex4mple.com/p4th and www.l33t.com",
+    "see cheap-d3als.xyz/a",
+    "c++ and C# rock",
+    "A+ work",
+    "good morning",
+    "I am a cat",
+    "привет мир",
+    "καλημέρα κόσμε",
+    "Привет, как дела?",
+    "you are great 😀👍",
+    "👨\u200d👩\u200d👧",
+    "family: 👨\u200d👩\u200d👧 and 👩🏽\u200d💻",
+    "❤️\u200d🔥 and ❤️",
+    "1️⃣ keycap",
+    "café résumé naïve",
+    "ที่นี่",  # Thai stacks two marks on one consonant
+    "שָׁלוֹם",  # Hebrew niqqud
+
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "steps"), EVASIONS)
+def test_evasion_is_undone(text: str, expected: str, steps: tuple[str, ...]) -> None:
+    result = normalize(text)
+    assert result.normalized == expected
+    assert result.steps == steps
+    assert result.original == text
+
+
+@pytest.mark.parametrize("text", UNCHANGED)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert normalize(text) == NormalizedText(text, text, ())
+
+
+@pytest.mark.parametrize("text", [t for t, _, _ in EVASIONS] + UNCHANGED)
+def test_idempotent(text: str) -> None:
+    once = normalize(text).normalized
+    assert normalize(once).normalized == once
+
+
+def test_empty_string() -> None:
+    assert normalize("") == NormalizedText("", "", ())
+
+
+def test_result_is_frozen() -> None:
+    result = normalize("x")
+    with pytest.raises(AttributeError):
+        result.normalized = "y"  # type: ignore[misc]
+
+
+def test_case_is_kept() -> None:
+    assert normalize("Hello WORLD").normalized == "Hello WORLD"
+    assert normalize("1D10T").normalized == "iDioT"  # leet letters are lowercase
+
+
+def test_control_newline_and_tab_become_spaces() -> None:
+    assert normalize("tab\there").normalized == "tab here"
+    assert normalize("a\nb").steps == ("zero_width",)
+
+
+def test_emoji_zwj_between_letters_is_removed_but_kept_in_emoji() -> None:
+    assert normalize("a\u200db").normalized == "ab"
+    assert normalize("😀\u200da").normalized == "😀a"
+    family = "👨\u200d👩\u200d👧"
+    assert normalize(f"{family}\u200b!").normalized == f"{family}!"
+
+
+def test_single_accent_survives_zalgo_rule() -> None:
+    assert normalize("cafe\u0301").normalized == "café"  # composed by NFKC, then kept
+    assert normalize("e\u0301").normalized == "\u00e9"
+    assert normalize("e\u0301\u0301").normalized == "e"  # a stack: accent and stack go
+    assert normalize("\u00e9\u0301").normalized == "e"  # precomposed base counts
+
+
+def test_mixed_script_only() -> None:
+    # Whole Cyrillic words stay Cyrillic even next to Latin ones.
+    assert normalize("hello мир").normalized == "hello мир"
+    assert normalize("рор music").normalized == "рор music"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("stuuuupid", "stupid"),
+        ("Stuuuupid", "Stupid"),  # case of the first character kept
+        ("stuupid", "stupid"),  # any doubled letter, not only collapsed runs
+        ("goood", "good"),
+        ("good", "good"),
+        ("loooser", "looser"),  # fewest changes first: "looser" before "loser"
+        ("fuuuck", "fuuck"),  # no known variant: left capped at two
+        ("you are sooo stuuupid", "you are so stupid"),
+    ],
+)
+def test_repeats_with_vocabulary(text: str, expected: str) -> None:
+    vocabulary = frozenset({"stupid", "good", "looser", "loser", "so", "you", "are"})
+    result = normalize(text, vocabulary)
+    assert result.normalized == expected
+    assert normalize(result.normalized, vocabulary).normalized == expected
+
+
+def test_vocabulary_step_reported() -> None:
+    assert normalize("stuupid", {"stupid"}).steps == ("repeats",)
+    assert normalize("good", {"good"}).steps == ()
+
+
+def test_spacing_needs_three_letters() -> None:
+    assert normalize("a b").normalized == "a b"
+    assert normalize("e.g. this").normalized == "e.g. this"
+    assert normalize("plan B a").normalized == "plan B a"
+
+
+def test_spacing_leaves_dotted_names() -> None:
+    assert normalize("a.b.c.com").normalized == "a.b.c.com"
+    assert normalize("x-y-z-axis").normalized == "x-y-z-axis"
+
+
+def test_double_space_keeps_groups_apart() -> None:
+    assert normalize("k i l l  y o u").normalized == "kill you"
+    assert normalize("k i l l y o u").normalized == "killyou"
+
+
+def test_steps_are_in_pipeline_order() -> None:
+    order = ["nfkc", "zero_width", "homoglyph", "leetspeak", "repeats", "spacing"]
+    result = normalize("ｘ \u200b іdіоt 1d10t stuuupid k i l l")
+    assert result.steps == tuple(order)
+    assert result.normalized == "x idiot idiot stuupid kill"
+
+
+ALPHABET = (
+    "abcdefxyzABCXYZ"
+    "абвгдеопрсхіАВЕ"
+    "αβγοιΑΒΟ"
+    "0123456789"
+    " .,!?@$|+-_*#/:;'\"()[]%"
+    "\n\t\x00\x07"
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad\u034f\u180e\ufe0f"
+    "\u0301\u0302\u0336"
+    "😀👍👨👩🏽❤🔥"
+    "ｉｄ𝐤"
+    "\ud800\udfff"
+)
+
+
+def test_fuzz_never_raises() -> None:
+    rng = random.Random(20240501)
+    for _ in range(500):
+        text = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 60)))
+        result = normalize(text, vocabulary={"kill", "stupid"} if rng.random() < 0.5 else None)
+        assert isinstance(result.normalized, str)
+        assert result.original == text
+        assert "\x00" not in result.normalized
+        assert set(result.steps) <= {"nfkc", "zero_width", "homoglyph", "leetspeak", "repeats", "spacing"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "".join(random.Random(7).choice(ALPHABET) for _ in range(10_000)),
+        "h4te " * 2000,
+        "a " * 5000,
+        "a." * 5000,
+        "k1" * 5000,
+        "x" * 9999 + "1",
+        "\u0301" * 10_000,
+        "Hello there, how are you doing today? " * 260,
+    ],
+    ids=["random", "leet-tokens", "spaced", "dotted", "alternating", "long-word", "marks", "prose"],
+)
+def test_long_hostile_input_is_handled(text: str) -> None:
+    # Speed on such inputs is measured in benchmarks/, not asserted here (shared, noisy machines).
+    result = normalize(text, vocabulary={"hate"})
+    assert isinstance(result.normalized, str) and result.original == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("you are a w o r t h l e s s idiot", "you are a worthless idiot"),
+        ("I k i l l", "I kill"),
+        ("a b u s e", "abuse"),  # the whole run is a word: joined
+        ("u g l y", "ugly"),
+    ],
+)
+def test_leading_one_letter_word_stays_apart_when_the_vocabulary_says_so(text, expected):
+    vocabulary = {"worthless", "idiot", "kill", "abuse", "ugly", "you", "are"}
+    assert normalize(text, vocabulary).normalized == expected

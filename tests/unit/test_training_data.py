@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from modera.errors import ConfigError
+from modera.evaluation import evaluate_scores, flat_metrics, format_table, plot_curves, recall_at_fpr
+from modera.training.data import check_columns, fingerprint, is_validation, label_matrix, table_format
+from modera.training.text import TextTrainConfig, _pos_weight
+
+
+def test_table_format_by_suffix(tmp_path):
+    for name in ("a.csv", "b.jsonl", "c.parquet"):
+        (tmp_path / name).write_text("")
+    assert table_format([str(tmp_path / "a.csv")]) == "csv"
+    assert table_format([str(tmp_path / "b.jsonl")]) == "json"
+    assert table_format([str(tmp_path / "c.parquet"), str(tmp_path)]) == "parquet"
+    with pytest.raises(ConfigError, match="mixed table formats"):
+        table_format([str(tmp_path / "a.csv"), str(tmp_path / "c.parquet")])
+    with pytest.raises(ConfigError, match="no such file"):
+        table_format([str(tmp_path / "missing.csv")])
+    with pytest.raises(ConfigError, match="unsupported table type '.xlsx'"):
+        table_format(["x.xlsx"])
+
+
+def test_missing_columns_are_listed():
+    with pytest.raises(ConfigError, match=r"\['hate'\]"):
+        check_columns(["text", "spam"], "text", ["spam", "hate"])
+
+
+def test_validation_split_is_stable_and_about_the_right_size():
+    texts = [f"post number {i}" for i in range(5000)]
+    first = is_validation(texts, 0.2, seed=0)
+    assert np.array_equal(first, is_validation(texts, 0.2, seed=0))
+    assert np.array_equal(first[:10], is_validation(texts[:10], 0.2, seed=0))  # per-row, not per-batch
+    assert 0.17 < first.mean() < 0.23
+    assert not np.array_equal(first, is_validation(texts, 0.2, seed=1))
+
+
+def test_label_matrix_reads_severities_bools_and_nan():
+    frame = pd.DataFrame({"a": [0, 1, 3, np.nan], "b": [True, False, True, False]})
+    assert label_matrix(frame, ["a", "b"]).tolist() == [[0, 1], [1, 0], [1, 1], [0, 0]]
+
+
+def test_pos_weight_up_weights_rare_classes_within_bounds():
+    assert _pos_weight(np.array([50, 1, 0]), 100) == [1.0, 20.0, 20.0]
+    assert _pos_weight(np.array([10]), 100) == [9.0]
+
+
+def test_identity_changes_with_data_and_arguments(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,hate\nx,0\n")
+    cfg = TextTrainConfig(data=[str(data)])
+    assert cfg.identity() == TextTrainConfig(data=[str(data)], run_name="other").identity()
+    assert cfg.identity() != TextTrainConfig(data=[str(data)], epochs=5).identity()
+    before = fingerprint([str(data)])
+    data.write_text("text,hate\nx,0\ny,1\n")
+    assert fingerprint([str(data)]) != before
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        TextTrainConfig(data=[])
+    with pytest.raises(ValueError):
+        TextTrainConfig(data=["x.csv"], epochs=0)
+    with pytest.raises(ValueError):
+        TextTrainConfig(data=["x.csv"], unknown=1)
+    assert TextTrainConfig(data=["x.csv"]).resolved_label_columns()[0] == "sexual"
+
+
+def test_metrics_on_a_known_case(tmp_path):
+    y = np.array([[1, 0], [1, 0], [0, 0], [0, 1]], dtype=float)
+    s = np.array([[0.9, 0.1], [0.6, 0.2], [0.4, 0.3], [0.2, 0.8]])
+    rows = evaluate_scores(y, s, ["a", "b"])
+    assert rows[0].precision == 1.0 and rows[0].recall == 1.0 and rows[0].roc_auc == 1.0
+    assert rows[1].support == 1 and rows[1].f1 == 1.0
+    flat = flat_metrics(rows)
+    assert flat["val_macro_roc_auc"] == 1.0 and flat["val_a_support"] == 2.0
+    assert "a" in format_table(rows)
+    assert [p.name for p in plot_curves(y, s, ["a", "b"], tmp_path)] == ["roc_curves.png", "pr_curves.png"]
+    assert (tmp_path / "roc_curves.png").stat().st_size > 1000
+
+
+def test_undefined_metrics_are_left_out_not_faked():
+    y = np.zeros((4, 1))
+    rows = evaluate_scores(y, np.full((4, 1), 0.1), ["a"])
+    assert rows[0].roc_auc is None and "val_a_roc_auc" not in flat_metrics(rows)
+    assert recall_at_fpr(np.array([0, 1]), np.array([0.9, 0.1]), 0.0) == 0.0
