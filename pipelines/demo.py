@@ -22,7 +22,9 @@ from modera.runtime import init_ray, init_tracking, setup_logging
 from modera.seed_data import make_text_seed
 from modera.settings import Settings, load_settings
 from modera.training.text import TextTrainConfig
-from pipelines.train_text import train_and_register
+from modera.lifecycle import promotion
+from modera.store.db import open_store
+from pipelines.train_text import train_register_gate
 
 logger = logging.getLogger("pipelines.demo")
 
@@ -74,8 +76,12 @@ def trained_version(cfg: TextTrainConfig, settings: Settings, retrain: bool) -> 
     if existing:
         print(f"reusing {existing.name} v{existing.version}, already trained on this seed data")
         return existing.version
-    tags = {"train_identity": identity, "source": "demo"}
-    return train_and_register(cfg, settings, tags=tags).version
+    ref, report = train_register_gate(cfg, settings, tags={"train_identity": identity, "source": "demo"})
+    print(f"evaluation gate for v{ref.version}: {report.summary()}")
+    if not report.passed:
+        print(report.to_markdown())
+        print("the demo promotes only a version that passed the gate: try more --epochs or --rows-per-category")
+    return ref.version
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -117,10 +123,14 @@ def run(args: argparse.Namespace) -> int:
     init_tracking(settings)
     init_ray(settings)
     data = seed_file(settings, args.rows_per_category)
-    cfg = TextTrainConfig(data=[str(data)], epochs=args.epochs, max_steps_per_epoch=args.max_steps_per_epoch)
+    cfg = TextTrainConfig(data=[str(data)], epochs=args.epochs, batch_size=16, learning_rate=1e-4,
+                          max_steps_per_epoch=args.max_steps_per_epoch)
     version = trained_version(cfg, settings, args.retrain)
-    previous = registry.promote(settings.text_model_name, version)
-    print(f"champion: {settings.text_model_name} v{version} (previous champion: {previous or 'none'})")
+    name = settings.text_model_name
+    champion = registry.alias_version(name, registry.CHAMPION)
+    if champion != version:
+        champion = promotion.promote(open_store(settings.resolved_store_url), name, version, reason="make demo").to_version
+    print(f"champion: {name} v{champion}")
     url = start_text_app(settings, port)
     response = requests.post(url, json={"texts": SAMPLES}, timeout=120)
     response.raise_for_status()

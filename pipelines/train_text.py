@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from modera import registry
 from modera.errors import ModeraError
+from modera.lifecycle import promotion
+from modera.lifecycle.gate import GateReport, run_gate
 from modera.runtime import init_ray, init_tracking, setup_logging
 from modera.schemas import ModelRef
 from modera.settings import Settings, load_settings
+from modera.store.db import open_store
 from modera.training.text import TextTrainConfig, fit
 from modera.training.tracking import log_and_register
 
@@ -42,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-name", help="default: a hash of data and arguments, so a rerun resumes")
     p.add_argument("--model-name", help="registered model name (default: MODERA_TEXT_MODEL_NAME or modera-text)")
-    p.add_argument("--promote", action="store_true", help="make the new version the champion")
+    p.add_argument("--promote", action="store_true", help="make the new version the champion if it passes the gate")
+    p.add_argument("--eval-set", help="gate evaluation Parquet (default: the generated fixed set)")
     p.add_argument("--data-dir", help="override MODERA_DATA_DIR")
     return p.parse_args(argv)
 
@@ -54,7 +58,7 @@ def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
 
 def train_and_register(cfg: TextTrainConfig, settings: Settings, model_name: str | None = None,
                        tags: dict[str, str] | None = None) -> ModelRef:
-    """The whole job: train on Ray, log to MLflow, register a version. Used by the demo too."""
+    """Train on Ray, log to MLflow and register a version (no gate: see :func:`train_register_gate`)."""
     experiment_id = init_tracking(settings)
     init_ray(settings)
     outcome = fit(cfg, settings.train_storage_path)
@@ -63,22 +67,32 @@ def train_and_register(cfg: TextTrainConfig, settings: Settings, model_name: str
     return ref
 
 
+def train_register_gate(cfg: TextTrainConfig, settings: Settings, model_name: str | None = None,
+                        tags: dict[str, str] | None = None, eval_set: Path | None = None) -> tuple[ModelRef, GateReport]:
+    """The whole job: train, register, and run the evaluation gate (a pass sets ``challenger``)."""
+    ref = train_and_register(cfg, settings, model_name, tags)
+    report = run_gate(ref.name, ref.version, settings.resolved_data_dir / "model_cache", settings.resolved_data_dir, eval_set)
+    return ref, report
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
     try:
         cfg = config_from_args(args)
         settings = load_settings(data_dir=args.data_dir)
-        ref = train_and_register(cfg, settings, args.model_name)
+        ref, report = train_register_gate(cfg, settings, args.model_name, eval_set=Path(args.eval_set) if args.eval_set else None)
+        print(report.to_markdown())
         if args.promote:
-            registry.promote(ref.name, ref.version)
+            promotion.promote(open_store(settings.resolved_store_url), ref.name, ref.version, reason="train_text --promote")
     except ValidationError as exc:
         print(f"invalid arguments: {exc}", file=sys.stderr)
         return 2
     except ModeraError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"registered {ref.name} version {ref.version}{' (champion)' if args.promote else ''}")
+    state = "champion" if args.promote else "challenger" if report.passed else "gate failed"
+    print(f"registered {ref.name} version {ref.version} ({state})")
     return 0
 
 

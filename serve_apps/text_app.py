@@ -9,6 +9,7 @@ and ``reconfigure``, so a promotion needs no redeploy.
 
 import asyncio
 import logging
+import threading
 import time
 
 from fastapi import FastAPI, Request
@@ -46,6 +47,7 @@ class TextAppArgs(BaseModel):
     target_ongoing_requests: float = Field(default=32, gt=0)
     num_cpus: float = Field(default=1.0, gt=0)
     torch_threads: int | None = Field(default=None, ge=1)
+    poll_interval_s: float = Field(default=10.0, ge=0, description="alias polling period; 0 turns polling off")
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 1})
@@ -64,26 +66,57 @@ class TextDeployment:
         self._analyzer = TextAnalyzer(cache_dir=settings.resolved_data_dir / "model_cache")
         self._model_uri: str | None = None
         self._load_error: str | None = None
+        self._failed_version: str | None = None  # not retried at every poll
+        self._poll_interval_s = 10.0
+        self._poll_error: str | None = None
+        self._last_poll: float | None = None
+        self._load_lock = threading.Lock()
+        threading.Thread(target=self._poll_forever, name="alias-poll", daemon=True).start()
 
     def reconfigure(self, user_config: dict) -> None:
         """Apply batch settings and (re)load the model; a failed load keeps the old model serving."""
         self._batch.set_max_batch_size(int(user_config.get("max_batch_size", 32)))
         self._batch.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.01)))
+        self._poll_interval_s = float(user_config.get("poll_interval_s", self._poll_interval_s))
         uri = user_config.get("model_uri", self._model_uri)
         if uri and uri != self._model_uri:
             self._load(uri)
 
     def _load(self, uri: str) -> None:
-        started = time.perf_counter()
-        try:
-            ref = self._analyzer.load(uri)
-            self._analyzer.analyze_batch([TextContent(text="warm up")])
-        except Exception as exc:  # noqa: BLE001 - any load failure must leave the replica serving
-            self._load_error = f"loading {uri} failed: {exc}"
-            logger.exception("model load failed; still serving %s", self._analyzer.model_ref)
-            return
-        self._model_uri, self._load_error = uri, None
-        logger.info("serving %s v%s (loaded in %.1fs)", ref.name, ref.version, time.perf_counter() - started)
+        """Load ``uri`` next to the serving model and swap only when it works (requests never wait)."""
+        with self._load_lock:
+            started = time.perf_counter()
+            self._model_uri = uri
+            try:
+                ref = self._analyzer.load(uri)
+                self._analyzer.analyze_batch([TextContent(text="warm up")])
+            except Exception as exc:  # noqa: BLE001 - any load failure must leave the replica serving
+                self._load_error = f"loading {uri} failed: {exc}"
+                self._failed_version = _resolved_version(uri)
+                logger.exception("model load failed; still serving %s", self._analyzer.model_ref)
+                return
+            self._load_error, self._failed_version = None, None
+            logger.info("serving %s v%s (loaded in %.1fs)", ref.name, ref.version, time.perf_counter() - started)
+
+    def _poll_forever(self) -> None:
+        """Follow the alias: a promotion or rollback (CLI, API or MLflow UI) reaches every replica."""
+        while True:
+            time.sleep(self._poll_interval_s or 1.0)
+            uri = self._model_uri
+            if not self._poll_interval_s or not uri or not uri.startswith("models:/") or "@" not in uri:
+                continue
+            try:
+                latest = registry.get_version(uri).version
+                self._poll_error, self._last_poll = None, time.time()
+            except Exception as exc:  # noqa: BLE001 - an unreachable registry must not stop serving
+                self._poll_error = f"{exc.__class__.__name__}: {exc}"
+                continue
+            current = self._analyzer.model_ref
+            if current is not None and current.version == latest:
+                self._load_error = self._failed_version = None  # the alias came back to what we serve
+            elif latest != self._failed_version:
+                logger.info("%s now points to v%s (serving %s); loading", uri, latest, current and current.version)
+                self._load(uri)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def _batch(self, items: list[TextContent]) -> list[Result]:
@@ -110,10 +143,18 @@ class TextDeployment:
         ref = self._analyzer.model_ref
         body = {"status": "ok" if ref else "not_ready", "model": ref.model_dump() if ref else None,
                 "model_uri": self._model_uri, "load_error": self._load_error,
-                "replica": serve.get_replica_context().replica_id.unique_id}
+                "replica": serve.get_replica_context().replica_id.unique_id,
+                "poll_error": self._poll_error, "last_poll": self._last_poll}
         if ref is None:
             return JSONResponse(body | error_body("not_ready", self._load_error or "no model loaded"), status_code=503)
         return body
+
+
+def _resolved_version(uri: str) -> str | None:
+    try:
+        return registry.get_version(uri).version if uri.startswith("models:/") else None
+    except Exception:  # noqa: BLE001 - only used to avoid retry loops
+        return None
 
 
 def build_app(args: TextAppArgs | dict):
@@ -131,5 +172,5 @@ def build_app(args: TextAppArgs | dict):
         },
         ray_actor_options={"num_cpus": args.num_cpus},
         user_config={"model_uri": args.model_uri, "max_batch_size": args.max_batch_size,
-                     "batch_wait_timeout_s": args.batch_wait_timeout_s},
+                     "batch_wait_timeout_s": args.batch_wait_timeout_s, "poll_interval_s": args.poll_interval_s},
     ).bind(limits=args.limits.model_dump(), torch_threads=args.torch_threads)

@@ -67,7 +67,13 @@ class WeightsMismatch(ModeraError):
     code = "weights_mismatch"
 
 
-class RegistryUnavailable(ModeraError):
+class RegistryError(ModeraError):
+    """The MLflow registry refused an operation (bad state, bad argument)."""
+
+    code = "registry_error"
+
+
+class RegistryUnavailable(RegistryError):
     """The MLflow tracking server or registry cannot be reached."""
 
     code = "registry_unavailable"

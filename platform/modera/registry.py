@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from modera.errors import ConfigError, ModelNotFound, RegistryUnavailable
+from modera.errors import ConfigError, ModelNotFound, RegistryError, RegistryUnavailable
 from modera.schemas import ModelRef
 
 logger = logging.getLogger(__name__)
@@ -60,9 +60,12 @@ def _registry_call(what: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        missing_alias = exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in exc.message
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or missing_alias:
             raise ModelNotFound(f"{what}: {exc.message}") from exc
-        raise RegistryUnavailable(f"{what}: {exc.message}") from exc
+        if exc.error_code in ("TEMPORARILY_UNAVAILABLE", "ENDPOINT_NOT_FOUND", "REQUEST_LIMIT_EXCEEDED"):
+            raise RegistryUnavailable(f"{what}: {exc.message}") from exc
+        raise RegistryError(f"{what}: {exc.message}") from exc
     except (OSError, ConnectionError) as exc:
         raise RegistryUnavailable(f"{what}: the MLflow registry is unreachable ({exc})") from exc
 
@@ -135,7 +138,10 @@ def set_alias(name: str, alias: str, version: str) -> None:
 
 
 def promote(name: str, version: str) -> str | None:
-    """Make ``version`` the champion; the old champion becomes ``previous``. Returns the old version."""
+    """Move the aliases: ``version`` becomes champion, the old champion ``previous``. Returns the old version.
+
+    Only the alias moves; gate checks and the audit trail are ``modera.lifecycle``'s job.
+    """
     old = alias_version(name, CHAMPION)
     if old == str(version):
         return old
@@ -154,3 +160,56 @@ def find_version_by_tag(name: str, key: str, value: str) -> ModelRef | None:
         return None
     newest = max(versions, key=lambda mv: int(mv.version))
     return ModelRef(name=name, version=str(newest.version), uri=f"models:/{name}/{newest.version}")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version as the lifecycle sees it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    created_ms: int
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+
+
+def aliases(name: str) -> dict[str, str]:
+    """``{alias: version}`` of a registered model (read from the model: version searches omit aliases)."""
+    with _registry_call(f"reading aliases of {name}"):
+        model = _client().get_registered_model(name)
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
+def list_versions(name: str) -> list[VersionInfo]:
+    """Every version of ``name``, newest first, with its aliases."""
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases(name).items():
+        by_version.setdefault(version, []).append(alias)
+    with _registry_call(f"listing versions of {name}"):
+        versions = _client().search_model_versions(f"name = '{name}'")
+    infos = [
+        VersionInfo(name, str(mv.version), mv.run_id, int(mv.creation_timestamp or 0), dict(mv.tags or {}),
+                    tuple(sorted(by_version.get(str(mv.version), []))))
+        for mv in versions
+    ]
+    return sorted(infos, key=lambda v: int(v.version), reverse=True)
+
+
+def version_info(name: str, version: str) -> VersionInfo:
+    with _registry_call(f"reading {name} v{version}"):
+        mv = _client().get_model_version(name, str(version))
+    version_aliases = tuple(sorted(a for a, v in aliases(name).items() if v == str(version)))
+    return VersionInfo(name, str(mv.version), mv.run_id, int(mv.creation_timestamp or 0), dict(mv.tags or {}), version_aliases)
+
+
+def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
+    with _registry_call(f"tagging {name} v{version}"):
+        client = _client()
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, value)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    with _registry_call(f"deleting {name}@{alias}"):
+        _client().delete_registered_model_alias(name, alias)

@@ -49,5 +49,21 @@ def init_tracking(settings: Settings) -> str:
     from modera.training.tracking import ensure_experiment
 
     settings.ensure_dirs()
+    check_tracking_reachable(settings.resolved_tracking_uri)
     registry.configure(settings.resolved_tracking_uri, settings.resolved_registry_uri)
     return ensure_experiment(settings.experiment, settings.resolved_artifact_location)
+
+
+def check_tracking_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast with a clear message when an MLflow server is down (MLflow itself retries for minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    from modera.errors import RegistryUnavailable
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout_s).raise_for_status()
+    except requests.RequestException as exc:
+        raise RegistryUnavailable(f"the MLflow tracking server at {uri} is unreachable ({exc.__class__.__name__}); "
+                                  "start it (mlflow/server.sh) or fix MODERA_TRACKING_URI") from exc

@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def run_demo(data_dir, port) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODERA_") and k != "RAY_ADDRESS"}
-    cmd = [sys.executable, "-m", "pipelines.demo", "--data-dir", str(data_dir), "--rows-per-category", "25",
-           "--epochs", "2", "--port", str(port)]
+    cmd = [sys.executable, "-m", "pipelines.demo", "--data-dir", str(data_dir), "--rows-per-category", "40",
+           "--epochs", "3", "--port", str(port)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -24,7 +24,7 @@ def test_demo_runs_twice(tmp_path):
     first = run_demo(tmp_path, free_port())
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = first.stdout
-    assert "champion: modera-text v1 (previous champion: none)" in out
+    assert "evaluation gate for v1: passed" in out and "champion: modera-text v1" in out
     assert "top category" in out and out.count("modera-text v1") >= 14  # one row per sample + the header line
     assert "k i l l yourself" in out and "\\u200b" in out  # obfuscated samples are shown escaped
     assert "MLflow UI" in out and "/v1/text" in out

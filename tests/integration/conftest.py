@@ -66,16 +66,24 @@ def seed_path(data_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained(settings, seed_path):
+def trained(settings, seed_path, store):
     """Train with DDP over two Ray Train workers, register, and make the version champion."""
-    from modera import registry
+    from modera.lifecycle import promotion
     from modera.training.text import TextTrainConfig
-    from pipelines.train_text import train_and_register
+    from pipelines.train_text import train_register_gate
 
     cfg = TextTrainConfig(data=[str(seed_path)], epochs=3, num_workers=2, batch_size=16, max_length=48, learning_rate=1e-4)
-    ref = train_and_register(cfg, settings, tags={"suite": "integration"})
-    registry.promote(ref.name, ref.version)
-    return {"ref": ref, "cfg": cfg}
+    ref, report = train_register_gate(cfg, settings, tags={"suite": "integration"})
+    assert report.passed, report.to_markdown()
+    promotion.promote(store, ref.name, ref.version, reason="integration suite baseline")
+    return {"ref": ref, "cfg": cfg, "gate": report}
+
+
+@pytest.fixture(scope="session")
+def store(settings):
+    from modera.store.db import open_store
+
+    return open_store(settings.resolved_store_url)
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +94,7 @@ def text_url(settings, trained):
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    args = TextAppArgs(model_uri=f"models:/{settings.text_model_name}@champion", max_replicas=1,
+    args = TextAppArgs(model_uri=f"models:/{settings.text_model_name}@champion", max_replicas=1, poll_interval_s=1.0,
                        limits={"max_body_bytes": 200_000, "max_text_chars": 2_000, "max_items": 16})
     serve.run(build_app(args), name="text", route_prefix="/v1/text")
     url = f"http://127.0.0.1:{port}/v1/text"

@@ -179,10 +179,12 @@ def test_single_accent_survives_zalgo_rule() -> None:
     assert normalize("\u00e9\u0301").normalized == "e"  # precomposed base counts
 
 
-def test_mixed_script_only() -> None:
-    # Whole Cyrillic words stay Cyrillic even next to Latin ones.
+def test_whole_lookalike_words_are_mapped_only_in_latin_text() -> None:
+    # A real Cyrillic word ("мир" has non-lookalike letters) stays; a word spelled only with
+    # lookalikes inside Latin text is the evasion ("рор" is Cyrillic r-o-r).
     assert normalize("hello мир").normalized == "hello мир"
-    assert normalize("рор music").normalized == "рор music"
+    assert normalize("рор music").normalized == "pop music"
+    assert normalize("рор").normalized == "рор"  # no Latin text around it: left alone
 
 
 @pytest.mark.parametrize(
@@ -291,3 +293,20 @@ def test_long_hostile_input_is_handled(text: str) -> None:
 def test_leading_one_letter_word_stays_apart_when_the_vocabulary_says_so(text, expected):
     vocabulary = {"worthless", "idiot", "kill", "abuse", "ugly", "you", "are"}
     assert normalize(text, vocabulary).normalized == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "vocabulary", "expected"),
+    [
+        ("send me a nud3 pic", {"nude", "send", "me", "a", "pic"}, "send me a nude pic"),
+        ("g0 t0 bed", {"go", "to", "bed"}, "go to bed"),
+        ("my mp3 player", {"my", "player", "mp3", "mps"}, "my mp3 player"),  # a known token stays as written
+    ],
+)
+def test_vocabulary_decides_short_leet_tokens(text, vocabulary, expected):
+    assert normalize(text, vocabulary).normalized == expected
+
+
+def test_lone_lookalike_words_in_latin_text_are_mapped_but_cyrillic_text_is_not():
+    assert normalize("I'll smash you with \u0430 hammer").normalized == "I'll smash you with a hammer"
+    assert normalize("\u0430 \u0432\u043e\u0442 \u0438 \u0432\u0441\u0435").normalized == "\u0430 \u0432\u043e\u0442 \u0438 \u0432\u0441\u0435"

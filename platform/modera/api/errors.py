@@ -10,6 +10,7 @@ from modera.errors import (
     ModeraError,
     NotReady,
     PayloadTooLarge,
+    RegistryError,
     RegistryUnavailable,
     SchemaError,
     UnsupportedMediaType,
@@ -26,6 +27,7 @@ _STATUS: tuple[tuple[type[ModeraError], int], ...] = (
     (ModelNotFound, 404),
     (NotReady, 503),
     (RegistryUnavailable, 503),
+    (RegistryError, 502),
 )
 
 

@@ -171,7 +171,7 @@ def normalize(text: str, vocabulary: Collection[str] | None = None) -> Normalize
         ("nfkc", _nfkc),
         ("zero_width", _strip_invisible),
         ("homoglyph", _map_homoglyphs),
-        ("leetspeak", _decode_leetspeak),
+        ("leetspeak", lambda t: _decode_leetspeak(t, vocabulary)),
         ("repeats", lambda t: _collapse_repeats(t, vocabulary)),
         ("spacing", lambda t: _join_spaced_letters(t, vocabulary)),
     )
@@ -278,42 +278,54 @@ def _map_homoglyphs(text: str) -> str:
     """
     if _HOMOGLYPH_CHARS.isdisjoint(text):
         return text
-    return _WORD_RE.sub(_map_word_homoglyphs, text)
+    ascii_letters = len(_ASCII_LETTER_RE.findall(text))
+    latin_text = ascii_letters > sum(ch.isalpha() for ch in text) - ascii_letters
+    return _WORD_RE.sub(lambda m: _map_word_homoglyphs(m, latin_text), text)
 
 
-def _map_word_homoglyphs(match: re.Match[str]) -> str:
+def _map_word_homoglyphs(match: re.Match[str], latin_text: bool) -> str:
+    """Mixed-script words always; words made only of lookalikes ("а" in "with а hammer") in Latin text."""
     word = match.group()
-    if _HOMOGLYPH_CHARS.isdisjoint(word) or not _ASCII_LETTER_RE.search(word):
+    if _HOMOGLYPH_CHARS.isdisjoint(word):
         return word
-    return word.translate(_HOMOGLYPH_TABLE)
+    if _ASCII_LETTER_RE.search(word) or (latin_text and all(ch in _HOMOGLYPH_CHARS for ch in word if ch.isalpha())):
+        return word.translate(_HOMOGLYPH_TABLE)
+    return word
 
 
 # ----------------------------------------------------------------- leetspeak
 
 
-def _decode_leetspeak(text: str) -> str:
+def _decode_leetspeak(text: str, vocabulary: Collection[str] | None = None) -> str:
     """Replace leet digits and symbols with letters in word-like tokens."""
     if _LEET_CHARS.isdisjoint(text):
         return text
-    return _TOKEN_RE.sub(_decode_token, text)
+    return _TOKEN_RE.sub(lambda m: _decode_token(m, vocabulary), text)
 
 
-def _decode_token(match: re.Match[str]) -> str:
+def _decode_token(match: re.Match[str], vocabulary: Collection[str] | None = None) -> str:
     token = match.group()
     head = len(token) - len(token.lstrip(_LEAD_PUNCT))
     core = token[head:].rstrip(_TRAIL_PUNCT)
-    if not _is_leet_candidate(core):
+    if not _is_leet_candidate(core, vocabulary):
         return token
     return token[:head] + _decode_core(core) + token[head + len(core) :]
 
 
-def _is_leet_candidate(core: str) -> bool:
-    """Whether ``core`` is a word written in leet rather than a number-like token."""
+def _is_leet_candidate(core: str, vocabulary: Collection[str] | None = None) -> bool:
+    """Whether ``core`` is a word written in leet rather than a number-like token.
+
+    A vocabulary settles the short cases the exemption rules must leave alone without one: "nud3"
+    and "g0" look like model numbers ("mp3", "i7") but decode to known words.
+    """
     if _LEET_CHARS.isdisjoint(core) or not _ASCII_LETTER_RE.search(core):
         return False
     if "://" in core or core.lower().startswith("www."):
         return False
-    return _LEET_EXEMPT_RE.fullmatch(core) is None
+    if _LEET_EXEMPT_RE.fullmatch(core) is None:
+        return True
+    return (vocabulary is not None and core.lower() not in vocabulary
+            and _decode_core(core).lower() in vocabulary)
 
 
 def _decode_core(core: str) -> str:
@@ -426,11 +438,20 @@ _ONE_LETTER_WORDS = frozenset("aAiIuU")
 
 
 def _split_leading_word(word: str, vocabulary: Collection[str] | None) -> str:
-    """Keep a leading one-letter word apart when only the rest is a known word."""
-    if vocabulary is None or len(word) < 4 or word[0] not in _ONE_LETTER_WORDS or word.lower() in vocabulary:
+    """Keep a one-letter word at either end apart when only the rest is a known word.
+
+    "a w o r t h l e s s" is "a worthless", "m o m e n t I see" is "moment I see".
+    """
+    if vocabulary is None or len(word) < 4 or word.lower() in vocabulary:
         return word
-    rest = word[1:]
-    return f"{word[0]} {rest}" if rest.lower() in vocabulary else word
+    head = word[0] in _ONE_LETTER_WORDS and word[1:].lower() in vocabulary
+    tail = word[-1] in _ONE_LETTER_WORDS and word[:-1].lower() in vocabulary
+    if head:
+        return f"{word[0]} {word[1:]}"
+    if tail:
+        return f"{word[:-1]} {word[-1]}"
+    both = word[0] in _ONE_LETTER_WORDS and word[-1] in _ONE_LETTER_WORDS and word[1:-1].lower() in vocabulary
+    return f"{word[0]} {word[1:-1]} {word[-1]}" if both else word
 
 
 def _continues_with_fragment(match: re.Match[str]) -> bool:

@@ -1,0 +1,150 @@
+"""The model lifecycle against a real MLflow store, Modera's store and the Serve app on 127.0.0.1:
+a worse candidate fails the gate; promotion and rollback swap live models without failing requests;
+a move made outside Modera (as in the MLflow UI) is honoured and audited; the history lists it all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from modera import registry
+from modera.errors import ConfigError
+from modera.lifecycle import promotion
+from modera.training.text import TextTrainConfig
+from pipelines.train_text import train_register_gate
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def worse(settings, seed_path, trained, data_dir):
+    """A deliberately worse candidate: the same texts with their label rows shuffled."""
+    frame = pd.read_parquet(seed_path)
+    labels = [c for c in frame.columns if c not in ("text", "source")]
+    frame[labels] = frame[labels].to_numpy()[np.random.default_rng(0).permutation(len(frame))]
+    path = data_dir / "shuffled.parquet"
+    frame.to_parquet(path, index=False)
+    cfg = TextTrainConfig(data=[str(path)], epochs=1, batch_size=16, max_length=48, learning_rate=1e-4)
+    ref, report = train_register_gate(cfg, settings)
+    return {"ref": ref, "report": report}
+
+
+def test_worse_candidate_fails_the_gate_with_a_readable_report(worse, trained):
+    report, version = worse["report"], worse["ref"].version
+    assert not report.passed and report.champion == trained["ref"].version
+    assert report.reasons and any("< champion" in r for r in report.reasons), report.reasons
+    text = report.to_markdown()
+    assert "FAILED" in text and "## Champion" in text and "minimum_functionality" in text
+    info = registry.version_info(worse["ref"].name, version)
+    assert info.tags["gate.passed"] == "false" and info.tags["gate.summary"].startswith("failed: ")
+    assert registry.alias_version(worse["ref"].name, registry.CHALLENGER) != version
+    artifacts = {a.path for a in MlflowClient().list_artifacts(info.run_id, "gate")}
+    assert {"gate/report.md", "gate/report.json", "gate/roc_curves.png", "gate/confusion_matrices.png"} <= artifacts
+
+
+def test_a_failed_version_is_promoted_only_with_force_and_reason(worse, store, settings):
+    name, version = worse["ref"].name, worse["ref"].version
+    with pytest.raises(promotion.PromotionRefused, match="did not pass the evaluation gate"):
+        promotion.promote(store, name, version)
+    with pytest.raises(ConfigError, match="needs a reason"):
+        promotion.promote(store, name, version, force=True)
+    cli = subprocess.run([sys.executable, "-m", "modera.cli", "models", "promote", version], capture_output=True, text=True)
+    assert cli.returncode == 2 and "did not pass the evaluation gate" in cli.stderr
+    assert registry.alias_version(name, registry.CHAMPION) != version
+
+
+class RequestLoop(threading.Thread):
+    """A bounded request loop: records (status, model version) until stopped or the bound is hit."""
+
+    def __init__(self, url: str, max_seconds: float = 240) -> None:
+        super().__init__(daemon=True)
+        self.url, self.deadline, self.seen, self._halt = url, time.monotonic() + max_seconds, [], threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set() and time.monotonic() < self.deadline:
+            r = requests.post(self.url, json={"text": "you are a l0ser"}, timeout=60)
+            self.seen.append((r.status_code, r.json()["results"][0]["model"]["version"] if r.ok else r.text))
+            time.sleep(0.05)
+
+    def wait_for(self, version: str, timeout: float = 90) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.seen and self.seen[-1][1] == version:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"responses never switched to v{version}: last {self.seen[-3:]}")
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def test_promotion_rollback_and_external_moves_swap_live_and_are_audited(text_url, worse, trained, store):
+    name, good, bad = trained["ref"].name, trained["ref"].version, worse["ref"].version
+    loop = RequestLoop(text_url)
+    loop.start()
+    try:
+        loop.wait_for(good)
+        promotion.promote(store, name, bad, force=True, reason="live swap test")
+        loop.wait_for(bad)
+        promotion.rollback(store, name, reason="worse model in production")
+        loop.wait_for(good)
+        assert registry.aliases(name).get(registry.PREVIOUS) is None  # v1 had no champion before it
+        MlflowClient().set_registered_model_alias(name, "champion", bad)  # what the MLflow UI does
+        loop.wait_for(bad)
+        events = promotion.history(store, name)  # records the outside move
+        assert registry.aliases(name)[registry.PREVIOUS] == good
+        promotion.rollback(store, name, reason="undo the UI move")
+        loop.wait_for(good)
+    finally:
+        loop.stop()
+    statuses = {status for status, _ in loop.seen}
+    assert statuses == {200}, [s for s in loop.seen if s[0] != 200][:5]
+    moves = [(e.action, e.from_version, e.to_version, e.reason) for e in promotion.history(store, name)]
+    assert moves == [
+        ("promote", None, good, "integration suite baseline"),
+        ("force_promote", good, bad, "live swap test"),
+        ("rollback", bad, good, "worse model in production"),
+        ("external", good, bad, "champion alias moved outside Modera (e.g. the MLflow UI)"),
+        ("rollback", bad, good, "undo the UI move"),
+    ]
+    assert events[-1].action == "external"
+    history = subprocess.run([sys.executable, "-m", "modera.cli", "models", "history"], capture_output=True, text=True)
+    assert history.returncode == 0 and history.stdout.count("\n") == 5 and "undo the UI move" in history.stdout
+    listing = subprocess.run([sys.executable, "-m", "modera.cli", "models", "list"], capture_output=True, text=True)
+    assert listing.returncode == 0 and "champion" in listing.stdout and "FAILED" in listing.stdout
+
+
+def test_a_version_that_fails_to_load_keeps_the_old_one_serving(text_url, trained, store, settings):
+    import mlflow
+
+    name, good = trained["ref"].name, trained["ref"].version
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name(settings.experiment).experiment_id) as run:
+        mlflow.log_text("not a model", "broken/README.txt")
+    source = f"{run.info.artifact_uri}/broken"
+    broken = str(MlflowClient().create_model_version(name, source, run_id=run.info.run_id).version)
+    promotion.promote(store, name, broken, force=True, reason="load failure test")
+    deadline, health = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:
+        health = requests.get(f"{text_url}/healthz", timeout=30).json()
+        if health["load_error"]:
+            break
+        time.sleep(0.5)
+    assert "not a Modera text model" in (health["load_error"] or ""), health
+    assert health["model"]["version"] == good
+    r = requests.post(text_url, json={"text": "still serving"}, timeout=60)
+    assert r.status_code == 200 and r.json()["results"][0]["model"]["version"] == good
+    promotion.rollback(store, name, reason="broken artifact")
+    deadline = time.monotonic() + 30
+    while requests.get(f"{text_url}/healthz", timeout=30).json()["load_error"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert requests.get(f"{text_url}/healthz", timeout=30).json()["load_error"] is None, "health must clear after rollback"
+
