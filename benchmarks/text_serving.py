@@ -111,13 +111,13 @@ class PeakRSS:
         self._thread.join()
 
 
-def deploy(bundle: str, batch: int, port: int) -> str:
+def deploy(bundle: str, batch: int, port: int, threads: int) -> str:
     from ray import serve
 
     from serve_apps.text_app import TextAppArgs, build_app
 
     args = TextAppArgs(model_uri=bundle, max_batch_size=batch, batch_wait_timeout_s=0.005, min_replicas=1,
-                       max_replicas=1, torch_threads=2)
+                       max_replicas=1, torch_threads=threads)
     serve.run(build_app(args), name="text", route_prefix="/v1/text")
     return f"http://127.0.0.1:{port}/v1/text"
 
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--torch-threads", type=int, default=2, help="intra-op threads of the replica")
     args = p.parse_args(argv)
     setup_logging("WARNING")
     work = Path(tempfile.mkdtemp(prefix="modera-serving-"))
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     with PeakRSS() as rss:
         for label, batch in (("batching on", args.batch_size), ("batching off", 1)):
-            url = deploy(bundle, batch, port)
+            url = deploy(bundle, batch, port, args.torch_threads)
             asyncio.run(load(url, texts, args.concurrency, 3.0))  # warm up
             results[label] = asyncio.run(load(url, texts, args.concurrency, args.duration))
     serve.shutdown()

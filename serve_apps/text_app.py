@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
@@ -58,8 +59,11 @@ class TextDeployment:
     def __init__(self, limits: dict, torch_threads: int | None = None) -> None:
         import torch
 
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
+        # One inference thread. OpenMP thread counts are per thread, so the count is set inside it
+        # (a plain asyncio.to_thread worker would run torch on a single core).
+        threads = torch_threads or torch.get_num_threads()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="infer", initializer=torch.set_num_threads,
+                                            initargs=(threads,))
         settings = load_settings()
         registry.configure(settings.resolved_tracking_uri, settings.resolved_registry_uri)
         self._limits = TextLimits.model_validate(limits)
@@ -120,7 +124,8 @@ class TextDeployment:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def _batch(self, items: list[TextContent]) -> list[Result]:
-        return await asyncio.to_thread(self._analyzer.analyze_batch, items)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._analyzer.analyze_batch, items)
 
     @api.post(
         "/",
