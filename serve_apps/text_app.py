@@ -19,6 +19,7 @@ from ray import serve
 
 from modera import registry
 from modera.analyzers.text import TextAnalyzer
+from modera.api import RootWithoutSlash
 from modera.api.body import read_body
 from modera.api.errors import error_body, install_error_handlers
 from modera.api.text import TextLimits, TextRequest, TextResponse, parse_text_request
@@ -34,6 +35,7 @@ api = FastAPI(
     description="Scores text per moderation category (score 0-1, severity 0-3), with language and entities.",
 )
 install_error_handlers(api)
+api.add_middleware(RootWithoutSlash)
 
 
 class TextAppArgs(BaseModel):

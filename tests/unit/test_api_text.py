@@ -86,3 +86,26 @@ def test_error_body_and_validation_text():
     assert error_body("too_large", "m") == {"error": {"code": "too_large", "message": "m"}}
     errors = [{"loc": ("body", "texts", i), "msg": "bad"} for i in range(7)]
     assert describe_validation(errors) == "texts.0: bad; texts.1: bad; texts.2: bad; texts.3: bad; texts.4: bad (+2 more)"
+
+
+def test_route_prefix_itself_reaches_the_root_route_without_a_redirect():
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from modera.api import RootWithoutSlash
+
+    app = FastAPI()
+    app.add_middleware(RootWithoutSlash)
+
+    @app.post("/")
+    async def root():
+        return {"ok": True}
+
+    @app.get("/healthz")
+    async def health():
+        return {"ok": True}
+
+    client = TestClient(app, root_path="/v1/text")
+    assert client.post("/v1/text", follow_redirects=False).status_code == 200
+    assert client.post("/v1/text/", follow_redirects=False).status_code == 200
+    assert client.get("/v1/text/healthz").status_code == 200

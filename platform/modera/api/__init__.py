@@ -2,3 +2,20 @@
 
 Serve apps use these; analyzers, models and the policy engine never import them.
 """
+
+
+class RootWithoutSlash:
+    """ASGI middleware: a request for an app's route prefix itself ("/v1/text") reaches its "/" route.
+
+    Without it, Starlette answers "/v1/text" with a 307 redirect to "/v1/text/", which costs every
+    client a second round trip (and some clients do not repeat a POST body after a redirect).
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        root = scope.get("root_path", "")
+        if scope["type"] == "http" and root and scope["path"] in (root, ""):
+            scope = dict(scope, path=root + "/", raw_path=(root + "/").encode())
+        await self.app(scope, receive, send)
