@@ -89,10 +89,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", type=Path, help="default: a temporary folder")
+    p.add_argument("--max-train-rows", type=int, help="stratified subsample of the training part (time-boxed runs)")
     args = p.parse_args(argv)
     setup_logging("WARNING")
     frame = load_davidson(args.data_dir)
     train, test = split(frame, args.seed, args.test_size)
+    if args.max_train_rows and args.max_train_rows < len(train):
+        train, _ = split(train, args.seed, 1 - args.max_train_rows / len(train))
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="modera-bench-"))
     y = test[LABELS].to_numpy()
     ours, train_s, ours_s = modera_scores(args, train, test, work)
