@@ -24,6 +24,7 @@ from modera.api.body import read_body
 from modera.api.errors import error_body, install_error_handlers
 from modera.api.text import TextLimits, TextRequest, TextResponse, parse_text_request
 from modera.errors import NotReady
+from modera.runtime import configure_registry
 from modera.schemas import Result, TextContent
 from modera.settings import load_settings
 
@@ -67,7 +68,7 @@ class TextDeployment:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="infer", initializer=torch.set_num_threads,
                                             initargs=(threads,))
         settings = load_settings()
-        registry.configure(settings.resolved_tracking_uri, settings.resolved_registry_uri)
+        configure_registry(settings)
         self._limits = TextLimits.model_validate(limits)
         self._analyzer = TextAnalyzer(cache_dir=settings.resolved_data_dir / "model_cache")
         self._model_uri: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from modera.settings import Settings
 
@@ -54,6 +55,13 @@ def init_tracking(settings: Settings) -> str:
     return ensure_experiment(settings.experiment, settings.resolved_artifact_location)
 
 
+def configure_registry(settings: Settings) -> None:
+    """Point MLflow at the configured store without creating anything (Ray actors, Serve replicas)."""
+    from modera import registry
+
+    registry.configure(settings.resolved_tracking_uri, settings.resolved_registry_uri)
+
+
 def check_tracking_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast with a clear message when an MLflow server is down (MLflow itself retries for minutes)."""
     if not uri.startswith(("http://", "https://")):
@@ -67,3 +75,18 @@ def check_tracking_reachable(uri: str, timeout_s: float = 5.0) -> None:
     except requests.RequestException as exc:
         raise RegistryUnavailable(f"the MLflow tracking server at {uri} is unreachable ({exc.__class__.__name__}); "
                                   "start it (mlflow/server.sh) or fix MODERA_TRACKING_URI") from exc
+
+
+def run_entrypoint(job) -> int:
+    """Run a pipeline's body; expected failures become one line on stderr and exit status 2."""
+    from pydantic import ValidationError
+
+    from modera.errors import ModeraError
+
+    try:
+        return int(job() or 0)
+    except ValidationError as exc:
+        print(f"invalid arguments: {exc}", file=sys.stderr)
+    except ModeraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2

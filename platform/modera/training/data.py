@@ -42,6 +42,20 @@ def read_table(paths: Sequence[str]):
     return reader(list(paths))
 
 
+def read_frame(paths: Sequence[str]) -> pd.DataFrame:
+    """The inputs as one pandas frame, in the given order, without Ray (label tables, small lookups)."""
+    fmt = table_format(paths)
+    frames = []
+    for raw in paths:
+        if fmt == "parquet":
+            frames.append(pd.read_parquet(raw))
+        elif fmt == "csv":
+            frames.append(pd.read_csv(raw))
+        else:
+            frames.append(pd.read_json(raw, lines=True))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
 def check_columns(available: Sequence[str], text_column: str, label_columns: Sequence[str]) -> None:
     missing = [c for c in (text_column, *label_columns) if c not in available]
     if missing:

@@ -1,0 +1,1 @@
+"""The labeling loop: embeddings, label propagation, selection for review, retraining inputs."""

@@ -1,0 +1,1 @@
+"""Media input: safe decoding of user-supplied images into the form the models read."""

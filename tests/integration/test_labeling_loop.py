@@ -1,0 +1,204 @@
+"""The labeling loop against the session's real Ray head and MLflow store: embed (resumable), propagate,
+select for review, retrain (and its "too few labels" answer), and the loop as a `ray job submit` job."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modera.errors import ConfigError
+from tests.integration.conftest import RAY, ray_cli_env
+from tests.integration.test_jobs import submit
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CATEGORIES = ["sexual", "hate", "harassment", "violence", "self_harm", "spam"]
+
+
+@pytest.fixture(scope="module")
+def loop_data(data_dir, seed_path):
+    """The seed posts as a content table (ids, text), the truth, and seed labels for one row in six."""
+    posts = pd.read_parquet(seed_path)
+    posts = posts.iloc[::3].reset_index(drop=True)  # 160 posts across every category
+    posts["id"] = [f"post-{i}" for i in range(len(posts))]
+    folder = data_dir / "loop-test"
+    folder.mkdir()
+    content = folder / "posts.parquet"
+    posts[["id", "text"]].to_parquet(content, index=False)
+    labelled = np.arange(len(posts)) % 6 == 0
+    seeds = posts[["id", *CATEGORIES]].astype({c: float for c in CATEGORIES})
+    seeds.loc[~labelled, CATEGORIES] = np.nan
+    seed_labels = folder / "seed_labels.parquet"
+    seeds.to_parquet(seed_labels, index=False)
+    return {"folder": folder, "content": content, "seed_labels": seed_labels, "truth": posts.set_index("id"),
+            "labelled": set(posts.loc[labelled, "id"])}
+
+
+@pytest.fixture(scope="module")
+def embedded(settings, trained, loop_data):
+    """Embed half the table, then all of it: the second run must only do the other half."""
+    from pipelines import embed
+
+    out = loop_data["folder"] / "embeddings"
+    half = loop_data["folder"] / "half.parquet"
+    pd.read_parquet(loop_data["content"]).iloc[::2].to_parquet(half, index=False)
+    first = embed.run(embed.parse_args(["--input", str(half), "--output", str(out)]), settings)
+    (out / "zz-partial.parquet").write_bytes(b"PAR1 a part cut off by a crash")
+    second = embed.run(embed.parse_args(["--input", str(loop_data["content"]), "--output", str(out)]), settings)
+    return {"dir": out, "first": first, "second": second}
+
+
+def test_embed_writes_one_unit_vector_per_item_with_the_champion_version(embedded, loop_data, trained):
+    from modera.labeling.parts import arrow_to_vectors, read_parts
+
+    n = len(loop_data["truth"])
+    assert embedded["first"]["embedded"] == (n + 1) // 2
+    assert embedded["second"]["skipped"] == (n + 1) // 2 and embedded["second"]["embedded"] == n // 2
+    assert not (embedded["dir"] / "zz-partial.parquet").exists()  # the unreadable part was removed
+    table = read_parts(embedded["dir"])
+    assert sorted(table["id"].to_pylist()) == sorted(loop_data["truth"].index)
+    assert set(table["embedding_model"].to_pylist()) == {f"text={trained['ref'].name}/{trained['ref'].version}"}
+    vectors = arrow_to_vectors(table["embedding"])
+    assert vectors.shape == (n, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_embed_refuses_to_mix_embedding_spaces(embedded, loop_data, settings):
+    from pipelines import embed
+
+    args = embed.parse_args(["--input", str(loop_data["content"]), "--output", str(embedded["dir"]),
+                             "--text-model", "packaged:all-MiniLM-L6-v2"])
+    with pytest.raises(ConfigError, match="one embedding space per directory"):
+        embed.run(args, settings)
+
+
+@pytest.fixture(scope="module")
+def propagated(embedded, loop_data):
+    from pipelines import propagate_labels
+
+    out = loop_data["folder"] / "propagated"
+    args = propagate_labels.parse_args(["--embeddings", str(embedded["dir"]), "--labels", str(loop_data["seed_labels"]),
+                                        "--output", str(out), "--k", "8"])
+    return {"summary": propagate_labels.run(args), "dir": out, "args": args}
+
+
+def test_propagation_labels_most_items_correctly_and_names_its_seeds(propagated, loop_data):
+    from sklearn.metrics import f1_score
+
+    frame = pd.read_parquet(propagated["dir"] / "labels.parquet").set_index("id")
+    truth = loop_data["truth"].loc[frame.index]
+    spread = frame["source"] == "propagated"
+    assert spread.sum() == len(frame) - len(loop_data["labelled"])
+    f1 = f1_score((truth.loc[spread, CATEGORIES] > 0).to_numpy(), frame.loc[spread, CATEGORIES].to_numpy(), average="micro")
+    assert f1 > 0.7, f1
+    for item, supports in frame.loc[spread, "supporting_seeds"].items():
+        for support in supports:
+            category, seed = support.split(":", 1)
+            assert seed in loop_data["labelled"] and truth.loc[seed, category] > 0
+    summary = propagated["summary"]
+    review = pd.read_parquet(propagated["dir"] / "review.parquet")
+    assert summary["to_review"] == len(review) == (~frame["confident"]).sum()
+    assert list(review.columns) == ["id", "reason", "priority", "scores", "model", "created_at"]
+
+
+def test_a_second_propagation_reuses_the_knn_graph(propagated, caplog):
+    import logging
+
+    from pipelines import propagate_labels
+
+    with caplog.at_level(logging.INFO, logger="pipelines.propagate_labels"):
+        propagate_labels.run(propagated["args"])
+    assert "reusing the kNN graph" in caplog.text
+
+
+def test_selection_skips_labelled_and_already_queued_items(settings, embedded, loop_data):
+    from pipelines import select_for_review
+
+    out = loop_data["folder"] / "review"
+    argv = ["--input", str(loop_data["content"]), "--output", str(out), "--embeddings", str(embedded["dir"]),
+            "--labels", str(loop_data["seed_labels"]), "--budget", "12", "--quota", "self_harm=3"]
+    first = select_for_review.run(select_for_review.parse_args(argv), settings)
+    second = select_for_review.run(select_for_review.parse_args(argv), settings)
+    q1, q2 = pd.read_parquet(first["queue"]), pd.read_parquet(second["queue"])
+    assert len(q1) == len(q2) == 12
+    assert first["reasons"]["active_learning:quota:self_harm"] == 3
+    assert not set(q1["id"]) & set(q2["id"])
+    assert not (set(q1["id"]) | set(q2["id"])) & loop_data["labelled"]
+    assert (q1["text"] == loop_data["truth"].loc[q1["id"], "text"].to_numpy()).all()
+    # Scores were computed once: the second run found every item already scored.
+    assert len(list(out.glob("scores-*/*.parquet"))) >= 1
+    loop_data["queued"] = pd.concat([q1, q2])
+
+
+def test_retrain_waits_for_enough_new_labels_then_trains_and_gates(settings, loop_data, propagated):
+    from mlflow import MlflowClient
+
+    from pipelines import retrain
+
+    queued = loop_data["queued"]
+    human = loop_data["truth"].loc[queued["id"], CATEGORIES].reset_index()
+    human["labeled_at"] = pd.Timestamp.now(tz="UTC")
+    human_path = loop_data["folder"] / "human.parquet"
+    human.to_parquet(human_path, index=False)
+    argv = ["--content", str(loop_data["content"]), "--human-labels", str(human_path),
+            "--propagated", str(propagated["dir"] / "labels.parquet"), "--model-name", "modera-text-loop",
+            "--epochs", "1", "--max-steps-per-epoch", "2"]
+    waiting = retrain.run(retrain.parse_args([*argv, "--min-new-labels", "100000"]), settings)
+    assert waiting["action"].startswith("nothing to do") and waiting["new_human_labels"] == len(human)
+    trained = retrain.run(retrain.parse_args([*argv, "--min-new-labels", "10"]), settings)
+    assert trained["action"] == "trained" and trained["version"] == "1"
+    tags = MlflowClient().get_model_version("modera-text-loop", "1").tags
+    assert pd.Timestamp(tags["loop.labels_until"]) >= human["labeled_at"].max()
+    assert tags["gate.passed"] in ("true", "false")
+    again = retrain.run(retrain.parse_args([*argv, "--min-new-labels", "10"]), settings)
+    assert again["action"].startswith("nothing to do") and again["new_human_labels"] == 0
+
+
+def test_the_loop_runs_as_a_ray_job(ray_head, settings, loop_data, repo_root):
+    runtime_env = {"env_vars": {"MODERA_DATA_DIR": str(settings.resolved_data_dir), "HF_HUB_OFFLINE": "1"}}
+    workdir = loop_data["folder"] / "job"
+    cmd = [RAY, "job", "submit", "--working-dir", str(repo_root), "--runtime-env-json", json.dumps(runtime_env), "--",
+           sys.executable, "-m", "pipelines.loop", "--content", str(loop_data["content"]),
+           "--labels", str(loop_data["seed_labels"]), "--workdir", str(workdir), "--steps", "embed", "propagate", "select",
+           "--budget", "5"]
+    done = submit(cmd, ray_cli_env(ray_head), repo_root, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert '"round": 1' in done.stdout
+    assert (workdir / "propagated" / "labels.parquet").is_file()
+    assert len(pd.read_parquet(next((workdir / "review").glob("queue-*.parquet")))) == 5
+
+
+def test_images_and_captions_get_fused_embeddings_and_bad_files_are_recorded(settings, loop_data):
+    from PIL import Image, ImageDraw
+
+    from modera.labeling.parts import arrow_to_vectors, read_parts
+    from pipelines import embed
+
+    folder = loop_data["folder"] / "media"
+    folder.mkdir()
+    for name, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+        image = Image.new("RGB", (96, 96), "white")
+        ImageDraw.Draw(image).ellipse((16, 16, 80, 80), fill=colour)
+        image.save(folder / f"{name}.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    table = folder / "posts.parquet"
+    pd.DataFrame({
+        "id": ["a", "b", "c", "d", "e"],
+        "text": ["a red ball", "a red ball", "spam spam buy now", None, "caption only"],
+        "image": ["red.png", "blue.png", "broken.jpg", "blue.png", None],
+    }).to_parquet(table, index=False)
+    out = folder / "embeddings"
+    summary = embed.run(embed.parse_args(["--input", str(table), "--output", str(out), "--image-column", "image",
+                                          "--text-model", "packaged:all-MiniLM-L6-v2"]), settings)
+    assert summary["model"] == "text=packaged:all-MiniLM-L6-v2;image=packaged:efficientnet-lite0"
+    rows = read_parts(out).to_pandas().set_index("id")
+    assert rows.loc[["a", "b", "d", "e"], "modality"].tolist() == ["text+image", "text+image", "image", "text"]
+    assert "broken.jpg" in rows.loc["c", "error"] and rows.loc["c", "modality"] == "text"
+    valid = read_parts(out)
+    vectors = dict(zip(valid["id"].to_pylist(), arrow_to_vectors(valid["embedding"])))
+    assert vectors["a"].shape == (384 + 1280,)
+    # Same caption, different picture: the text half agrees, the image half does not.
+    assert 0.5 < float(vectors["a"] @ vectors["b"]) < 0.99
