@@ -84,7 +84,7 @@ class EmbedBatches:
         errors: list[str | None] = [None] * len(sources)
         loaded, rows = [], []
         for row, source in enumerate(sources):
-            if source is None or (isinstance(source, float) and np.isnan(source)) or source == "":
+            if source is None or pd.isna(source) or not str(source).strip():
                 continue
             path = str(source)
             if "://" not in path and not Path(path).is_absolute():

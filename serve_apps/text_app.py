@@ -54,6 +54,15 @@ class TextAppArgs(BaseModel):
     poll_interval_s: float = Field(default=10.0, ge=0, description="alias polling period; 0 turns polling off")
 
 
+# Module-level helpers the deployment uses must be defined above it: @serve.deployment serialises the
+# class when the module is imported, and a name defined further down is then missing in the replica.
+def _resolved_version(uri: str) -> str | None:
+    try:
+        return registry.get_version(uri).version if uri.startswith("models:/") else None
+    except Exception:  # noqa: BLE001 - only used to avoid retry loops
+        return None
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 1})
 @serve.ingress(api)
 class TextDeployment:
@@ -109,21 +118,28 @@ class TextDeployment:
         """Follow the alias: a promotion or rollback (CLI, API or MLflow UI) reaches every replica."""
         while True:
             time.sleep(self._poll_interval_s or 1.0)
-            uri = self._model_uri
-            if not self._poll_interval_s or not uri or not uri.startswith("models:/") or "@" not in uri:
-                continue
             try:
-                latest = registry.get_version(uri).version
-                self._poll_error, self._last_poll = None, time.time()
-            except Exception as exc:  # noqa: BLE001 - an unreachable registry must not stop serving
+                self._poll_once()
+            except Exception as exc:  # noqa: BLE001 - the poller must outlive any one failure
+                logger.exception("alias poll failed")
                 self._poll_error = f"{exc.__class__.__name__}: {exc}"
-                continue
-            current = self._analyzer.model_ref
-            if current is not None and current.version == latest:
-                self._load_error = self._failed_version = None  # the alias came back to what we serve
-            elif latest != self._failed_version:
-                logger.info("%s now points to v%s (serving %s); loading", uri, latest, current and current.version)
-                self._load(uri)
+
+    def _poll_once(self) -> None:
+        uri = self._model_uri
+        if not self._poll_interval_s or not uri or not uri.startswith("models:/") or "@" not in uri:
+            return
+        try:
+            latest = registry.get_version(uri).version
+            self._poll_error, self._last_poll = None, time.time()
+        except Exception as exc:  # noqa: BLE001 - an unreachable registry must not stop serving
+            self._poll_error = f"{exc.__class__.__name__}: {exc}"
+            return
+        current = self._analyzer.model_ref
+        if current is not None and current.version == latest:
+            self._load_error = self._failed_version = None  # the alias came back to what we serve
+        elif latest != self._failed_version:
+            logger.info("%s now points to v%s (serving %s); loading", uri, latest, current and current.version)
+            self._load(uri)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def _batch(self, items: list[TextContent]) -> list[Result]:
@@ -156,13 +172,6 @@ class TextDeployment:
         if ref is None:
             return JSONResponse(body | error_body("not_ready", self._load_error or "no model loaded"), status_code=503)
         return body
-
-
-def _resolved_version(uri: str) -> str | None:
-    try:
-        return registry.get_version(uri).version if uri.startswith("models:/") else None
-    except Exception:  # noqa: BLE001 - only used to avoid retry loops
-        return None
 
 
 def build_app(args: TextAppArgs | dict):

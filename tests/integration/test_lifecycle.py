@@ -123,7 +123,6 @@ def test_promotion_rollback_and_external_moves_swap_live_and_are_audited(text_ur
     assert listing.returncode == 0 and "champion" in listing.stdout and "FAILED" in listing.stdout
 
 
-@pytest.mark.xfail(reason="known bug: /healthz keeps the old load_error after a rollback to the serving version", strict=False)
 def test_a_version_that_fails_to_load_keeps_the_old_one_serving(text_url, trained, store, settings):
     import mlflow
 

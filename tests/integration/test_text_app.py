@@ -70,7 +70,7 @@ def test_bad_input_gets_a_named_4xx_and_the_replica_keeps_serving(text_url):
 
 def test_health_docs_and_openapi(text_url):
     health = requests.get(f"{text_url}/healthz", timeout=30).json()
-    assert health["model"]["name"] == "modera-text"  # load_error: see the xfail in test_lifecycle
+    assert health["model"]["name"] == "modera-text" and health["load_error"] is None and health["poll_error"] is None
     assert "swagger" in requests.get(f"{text_url}/docs", timeout=30).text.lower()
     spec = requests.get(f"{text_url}/openapi.json", timeout=30).json()
     body = spec["paths"]["/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
