@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--k", type=int, default=10, help="neighbours per item")
     p.add_argument("--index", choices=["auto", "flat", "hnsw", "ivf"], default="auto",
                    help="auto: exact up to 20k items, HNSW above")
+    p.add_argument("--pca-dim", type=int, default=64,
+                   help="search the kNN graph in a PCA-reduced space of this size (0 = full dimension)")
     p.add_argument("--alpha", type=float, default=0.2, help="how far labels spread (0-1; high values drift to the prior)")
     p.add_argument("--threshold", type=float, default=0.8, help="confidence below which an item goes to review")
     p.add_argument("--prior", action="append", default=[], metavar="CLASS=RATE",
@@ -84,13 +86,12 @@ def load_embeddings(directory: Path) -> tuple[pd.Series, np.ndarray, str]:
     return ids, arrow_to_vectors(table["embedding"]), models[0]
 
 
-def cached_graph(vectors: np.ndarray, ids: pd.Series, model: str, k: int, index: str, cache: Path):
+def cached_graph(vectors: np.ndarray, ids: pd.Series, model: str, k: int, params, cache: Path):
     """The kNN graph for these exact embeddings, from the cache when it was built before."""
     from modera.labeling.propagation import KnnGraph, knn_graph
-    from modera.vector_index import IndexParams
 
     digest = hashlib.sha256()
-    digest.update(f"{model}|{k}|{index}|{vectors.shape}".encode())
+    digest.update(f"{model}|{k}|{params}|{vectors.shape}".encode())
     digest.update("\n".join(ids).encode())
     digest.update(np.ascontiguousarray(vectors[:: max(1, len(vectors) // 1000)]).tobytes())
     key = digest.hexdigest()[:16]
@@ -99,7 +100,7 @@ def cached_graph(vectors: np.ndarray, ids: pd.Series, model: str, k: int, index:
         logger.info("reusing the kNN graph in %s", folder)
         return KnnGraph(np.load(folder / "neighbors.npy"), np.load(folder / "sims.npy"),
                         json.loads((folder / "done").read_text())["index_kind"])
-    graph = knn_graph(vectors, k, IndexParams(kind=index))
+    graph = knn_graph(vectors, k, params)
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "neighbors.npy", graph.neighbors)
     np.save(folder / "sims.npy", graph.sims)
@@ -141,7 +142,10 @@ def run(args: argparse.Namespace) -> dict:
     seeds = seed_matrix(ids, labels, args.id_column, classes)
     if not (seeds != -1).any():
         raise ConfigError("none of the labelled ids has an embedding: check --id-column and the embeddings")
-    graph = cached_graph(vectors, ids, model, args.k, args.index, out / "cache")
+    from modera.vector_index import IndexParams
+
+    params = IndexParams(kind=args.index, pca_dim=args.pca_dim or None)
+    graph = cached_graph(vectors, ids, model, args.k, params, out / "cache")
     result = propagate(graph, seeds, classes, alpha=args.alpha, priors=parse_priors(args.prior), balanced=args.balanced)
     frame = propagated_frame(ids, result, seeds, model, args.threshold)
     now = pd.Timestamp.now(tz="UTC")

@@ -27,7 +27,7 @@ def test_exact_search_returns_cosine_neighbours_best_first():
     x = clustered(500)
     index = VectorIndex.build(x)
     sims, ids = index.search(x[:5], 3)
-    assert index.kind == "flat" and len(index) == 500
+    assert index.kind == "flat" and len(index) == 500 and index.search_dim == index.dim == 32
     assert list(ids[:, 0]) == [0, 1, 2, 3, 4]  # each vector is its own nearest neighbour
     assert np.allclose(sims[:, 0], 1.0, atol=1e-5)
     assert (np.diff(sims, axis=1) <= 1e-6).all()
@@ -63,3 +63,19 @@ def test_bad_vectors_are_refused_with_the_reason():
         index.search(np.ones((1, 4), np.float32), 2)
     with pytest.raises(InvalidInput, match="k must be"):
         index.search(np.ones((1, 8), np.float32), 0)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_a_pca_reduced_index_still_finds_the_neighbours(kind, tmp_path):
+    # Embeddings live near a low-dimensional subspace (why PCA works on them): 10 latent dims in 64.
+    rng = np.random.default_rng(3)
+    x = (clustered(3000, dim=10) @ rng.normal(size=(10, 64)) + 0.01 * rng.normal(size=(3000, 64))).astype(np.float32)
+    exact = VectorIndex.build(x, IndexParams(kind="flat")).search(x[:200], 10)[1]
+    index = VectorIndex.build(x, IndexParams(kind=kind, pca_dim=16, ivf_nprobe=8))
+    assert (index.dim, index.search_dim) == (64, 16)
+    sims, ids = index.search(x[:200], 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ids, exact)])
+    assert recall > 0.6, recall
+    assert np.allclose(sims[:, 0], 1.0, atol=1e-3)  # similarities stay cosines in the reduced space
+    loaded = VectorIndex.load(index.save(tmp_path / "pca.faiss"), kind)
+    assert np.array_equal(loaded.search(x[:20], 5)[1], index.search(x[:20], 5)[1])
