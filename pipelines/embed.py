@@ -171,23 +171,15 @@ def run(args: argparse.Namespace, settings: Settings) -> dict:
     missing = [c for c in columns if c not in ds.schema().names]
     if missing:
         raise ConfigError(f"input lacks column(s) {missing}; it has {ds.schema().names}")
-    done_table = read_parts(out, columns=["id", "embedding_model"])
-    done = np.asarray(done_table["id"].to_pylist() if done_table is not None else [], dtype=object)
-    earlier = sorted(set(done_table["embedding_model"].to_pylist())) if done_table is not None else []
-    if earlier and earlier != [model_id]:
-        raise ConfigError(f"{out} holds embeddings of {earlier}, this run would use {model_id!r}: "
+    earlier = read_parts(out, columns=["embedding_model"])
+    models = sorted(set(earlier["embedding_model"].to_pylist())) if earlier is not None else []
+    if models and models != [model_id]:
+        raise ConfigError(f"{out} holds embeddings of {models}, this run would use {model_id!r}: "
                           "embed into a fresh --output (one embedding space per directory)")
-    total = ds.count()
-    logger.info("%d rows in the input, %d already embedded in %s", total, len(done), out)
-    if len(done) >= total and total:
-        ids = set(ds.select_columns([args.id_column]).to_pandas()[args.id_column].astype(str))
-        if ids <= set(done.tolist()):
-            return {"rows": total, "embedded": 0, "skipped": len(done), "failed": 0, "partial": 0, "model": model_id,
-                    "output": str(out)}
     actors = args.actors or default_actors(settings)
     use_gpu = gpus_wanted(args.use_gpu)
     media_root = args.media_root or str(Path(args.input[0]).expanduser().resolve().parent)
-    map_resumable(
+    skipped, embedded = map_resumable(
         ds.select_columns(columns), out, args.id_column, EmbedBatches,
         {
             "id_column": args.id_column, "text_column": args.text_column, "image_column": args.image_column,
@@ -201,8 +193,9 @@ def run(args: argparse.Namespace, settings: Settings) -> dict:
     written = read_parts(out, columns=["id", "embedding", "error"])
     failed = written.filter(pc.is_null(written["embedding"])).num_rows
     warned = written.filter(pc.is_valid(written["error"])).num_rows - failed
-    return {"rows": total, "embedded": written.num_rows - len(done), "skipped": len(done), "failed": failed,
-            "partial": warned, "model": model_id, "output": str(out)}
+    logger.info("embedded %d rows, %d were already in %s", embedded, skipped, out)
+    return {"embedded": embedded, "skipped": skipped, "failed": failed, "partial": warned, "model": model_id,
+            "output": str(out)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@
     ray job submit --working-dir . -- python -m pipelines.loop --content /abs/posts.parquet --labels /abs/seeds.parquet
 
 Everything lands under ``<data dir>/loop`` (or ``--workdir``): ``embeddings/<model>/``, ``propagated/``,
+``reports/round-*.json`` (what each round did),
 ``review/queue-*.parquet`` (the review queue until the store owns it) and ``human_labels/`` (where
 reviewer decisions are read from: Parquet files with id, the category columns and ``labeled_at``).
 Every step resumes, so a rerun after a failure redoes only unfinished work. Each step is also its own
@@ -48,19 +49,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+def embeddings_dir(work: Path, text_model: str | None) -> Path:
+    """One directory per embedding space, e.g. ``embeddings/text_modera-text_3``."""
+    from modera.labeling.embed import embedding_model_id
+
+    return work / "embeddings" / re.sub(r"[^A-Za-z0-9_.-]+", "_", embedding_model_id(text_model or "", None)).strip("_")
 
 
 def human_label_files(folder: Path) -> list[str]:
     return [str(p) for p in sorted(folder.glob("*.parquet"))]
 
 
+def workdir(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.workdir).expanduser().resolve() if args.workdir else settings.resolved_data_dir / "loop"
+
+
 def run_round(args: argparse.Namespace, settings: Settings) -> dict:
     from modera import registry
-    from modera.labeling.embed import embedding_model_id
 
-    work = Path(args.workdir).expanduser().resolve() if args.workdir else settings.resolved_data_dir / "loop"
+    work = workdir(args, settings)
     human_dir = work / "human_labels"
     human_dir.mkdir(parents=True, exist_ok=True)
     human = human_label_files(human_dir)
@@ -70,7 +77,7 @@ def run_round(args: argparse.Namespace, settings: Settings) -> dict:
     if text_model:
         ref = registry.get_version(text_model)
         text_model = f"models:/{ref.name}/{ref.version}"
-    emb_dir = work / "embeddings" / _slug(embedding_model_id(text_model or "", None))
+    emb_dir = embeddings_dir(work, text_model)
     if "embed" in args.steps:
         report["embed"] = embed.run(embed.parse_args(
             ["--input", *args.content, "--output", str(emb_dir), *(["--text-model", text_model] if text_model else []), *common]
@@ -116,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             report = run_round(args, settings)
             rounds += 1
-            print(json.dumps({"round": rounds, "seconds": round(time.perf_counter() - started, 1), **report},
-                             indent=2, default=str), flush=True)
+            text = json.dumps({"round": rounds, "seconds": round(time.perf_counter() - started, 1), **report},
+                              indent=2, default=str)
+            print(text, flush=True)
+            reports = workdir(args, settings) / "reports"
+            reports.mkdir(parents=True, exist_ok=True)
+            (reports / f"round-{time.strftime('%Y%m%dT%H%M%S')}-{rounds}.json").write_text(text)
             if args.every is None or (args.rounds and rounds >= args.rounds):
                 return 0
             time.sleep(max(0.0, args.every - (time.perf_counter() - started)))

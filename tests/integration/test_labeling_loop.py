@@ -157,18 +157,25 @@ def test_retrain_waits_for_enough_new_labels_then_trains_and_gates(settings, loo
     assert again["action"].startswith("nothing to do") and again["new_human_labels"] == 0
 
 
-def test_the_loop_runs_as_a_ray_job(ray_head, settings, loop_data, repo_root):
+def test_the_loop_runs_as_a_ray_job_and_resumes_finished_steps(ray_head, settings, loop_data, embedded, trained, repo_root):
+    import shutil
+
+    from pipelines.loop import embeddings_dir
+
     runtime_env = {"env_vars": {"MODERA_DATA_DIR": str(settings.resolved_data_dir), "HF_HUB_OFFLINE": "1"}}
     workdir = loop_data["folder"] / "job"
+    # As if an earlier run had embedded everything and then failed: the job must not embed again.
+    target = embeddings_dir(workdir, f"models:/{trained['ref'].name}/{trained['ref'].version}")
+    shutil.copytree(embedded["dir"], target)
     cmd = [RAY, "job", "submit", "--working-dir", str(repo_root), "--runtime-env-json", json.dumps(runtime_env), "--",
            sys.executable, "-m", "pipelines.loop", "--content", str(loop_data["content"]),
-           "--labels", str(loop_data["seed_labels"]), "--workdir", str(workdir), "--steps", "embed", "propagate", "select",
-           "--budget", "5"]
+           "--labels", str(loop_data["seed_labels"]), "--workdir", str(workdir), "--steps", "embed", "propagate"]
     done = submit(cmd, ray_cli_env(ray_head), repo_root, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert '"round": 1' in done.stdout
+    report = json.loads(next((workdir / "reports").glob("round-*.json")).read_text())
+    assert report["embed"]["embedded"] == 0 and report["embed"]["skipped"] == len(loop_data["truth"])
+    assert report["propagate"]["items"] == len(loop_data["truth"])
     assert (workdir / "propagated" / "labels.parquet").is_file()
-    assert len(pd.read_parquet(next((workdir / "review").glob("queue-*.parquet")))) == 5
 
 
 def test_images_and_captions_get_fused_embeddings_and_bad_files_are_recorded(settings, loop_data):

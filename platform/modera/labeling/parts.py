@@ -80,15 +80,23 @@ def gpus_wanted(flag: bool | None) -> bool:
 
 
 def map_resumable(ds, output: Path, id_column: str, actor_cls, constructor_kwargs: dict, *, actors: int,
-                  batch_size: int, use_gpu: bool = False) -> int:
+                  batch_size: int, use_gpu: bool = False) -> tuple[int, int]:
     """Run ``actor_cls`` over the rows of ``ds`` whose id is not yet in ``output``; append the results.
 
-    Returns how many rows were already done. The actors load their models once (a Ray Data actor pool).
+    Returns (rows already done, rows processed now). The actors load their models once (a Ray Data
+    actor pool); when nothing is left to do, no actor starts.
     """
     import ray.data
 
     done = done_ids(output)
-    ds.map_batches(_drop_done, batch_format="pandas", fn_kwargs={"id_column": id_column, "done": done}).map_batches(
+    todo = ds.map_batches(_drop_done, batch_format="pandas", fn_kwargs={"id_column": id_column, "done": done})
+    if len(done):
+        todo = todo.materialize()
+        remaining = todo.count()
+        if remaining == 0:
+            logger.info("all rows already in %s", output)
+            return len(done), 0
+    todo.map_batches(
         actor_cls,
         fn_constructor_kwargs=constructor_kwargs,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
@@ -97,4 +105,4 @@ def map_resumable(ds, output: Path, id_column: str, actor_cls, constructor_kwarg
         num_cpus=1,
         num_gpus=1 if use_gpu else 0,
     ).write_parquet(str(output), min_rows_per_file=10_000)
-    return len(done)
+    return len(done), len(done_ids(output)) - len(done)
