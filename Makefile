@@ -9,7 +9,7 @@ export RAY_AUTH_MODE := token
 export RAY_USAGE_STATS_ENABLED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-unit serve mlflow-ui bench-text-quality bench-text-serving lock clean
+.PHONY: venv demo test test-unit serve mlflow-ui bench-text-quality bench-text-serving bench-propagation-quality bench-propagation-scale bench-active-learning lock clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,15 @@ bench-text-quality: venv
 
 bench-text-serving: venv
 	$(BIN)/python -m benchmarks.text_serving $(ARGS)
+
+bench-propagation-quality: venv
+	$(BIN)/python -m benchmarks.propagation_quality --data-dir $(DATA) $(ARGS)
+
+bench-propagation-scale: venv
+	$(BIN)/python -m benchmarks.propagation_scale $(ARGS)
+
+bench-active-learning: venv
+	$(BIN)/python -m benchmarks.active_learning --data-dir $(DATA) $(ARGS)
 
 ## Rebuild constraints.txt from a fresh environment after editing pyproject.toml.
 lock:

@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-columns", nargs="+", help="default: the taxonomy's text categories present in --labels")
     p.add_argument("--k", type=int, default=10, help="neighbours per item")
     p.add_argument("--index", choices=["auto", "flat", "hnsw", "ivf"], default="auto",
-                   help="auto: exact up to 20k items, HNSW above")
+                   help="auto: exact up to 20k items, IVF above (a kNN graph is bulk search: IVF builds fastest)")
+    p.add_argument("--nprobe", type=int, default=8, help="IVF lists searched per query")
     p.add_argument("--pca-dim", type=int, default=64,
                    help="search the kNN graph in a PCA-reduced space of this size (0 = full dimension)")
     p.add_argument("--alpha", type=float, default=0.2, help="how far labels spread (0-1; high values drift to the prior)")
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
         raise ConfigError("none of the labelled ids has an embedding: check --id-column and the embeddings")
     from modera.vector_index import IndexParams
 
-    params = IndexParams(kind=args.index, pca_dim=args.pca_dim or None)
+    params = IndexParams(kind=args.index, pca_dim=args.pca_dim or None, large_kind="ivf", ivf_nprobe=args.nprobe)
     graph = cached_graph(vectors, ids, model, args.k, params, out / "cache")
     result = propagate(graph, seeds, classes, alpha=args.alpha, priors=parse_priors(args.prior), balanced=args.balanced)
     frame = propagated_frame(ids, result, seeds, model, args.threshold)

@@ -42,10 +42,11 @@ def gpu_count() -> int:
 
 @dataclass(frozen=True)
 class IndexParams:
-    """How to build an index; ``kind="auto"`` picks flat up to ``exact_max`` vectors, HNSW above."""
+    """How to build an index; ``kind="auto"`` picks flat up to ``exact_max`` vectors, ``large_kind`` above."""
 
     kind: str = "auto"
     exact_max: int = EXACT_MAX
+    large_kind: str = "hnsw"  # what "auto" means above exact_max: HNSW for query latency, IVF for bulk kNN graphs
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 64
@@ -57,13 +58,15 @@ class IndexParams:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"index kind {self.kind!r} is not one of {KINDS}")
+        if self.large_kind not in ("hnsw", "ivf"):
+            raise ConfigError(f"large_kind must be hnsw or ivf, not {self.large_kind!r}")
         if self.pca_dim is not None and self.pca_dim < 1:
             raise ConfigError(f"pca_dim must be a positive dimension, got {self.pca_dim}")
 
     def resolve_kind(self, n: int) -> str:
         if self.kind != "auto":
             return self.kind
-        return "flat" if n <= self.exact_max else "hnsw"
+        return "flat" if n <= self.exact_max else self.large_kind
 
 
 class VectorIndex:
