@@ -4,8 +4,8 @@ Both systems see the SAME Davidson 2017 embeddings (packaged all-MiniLM-L6-v2, s
 davidson_embeddings.py) and the SAME kept labels: 1%, 5% and 10% of the rows, stratified by class, three
 fixed random draws each (means reported), at 5,000, 10,000 and all 24,783 rows (stratified subsamples).
 
-* Modera: ``knn_graph(X, k=10)`` with the default ``IndexParams()`` (flat up to 20,000 rows, HNSW
-  above) then ``propagate(graph, seeds, ["hate", "offensive", "neither"], alpha=0.2)``: multi-class as
+* Modera: ``knn_graph(X, k=10)`` with the pipeline's default ``GRAPH_INDEX`` (PCA to 64 dimensions,
+  exact search up to 20,000 rows, IVF with nprobe 8 above) then ``propagate(graph, seeds, ["hate", "offensive", "neither"], alpha=0.2)``: multi-class as
   three one-hot columns (labelled rows 1 for their class, 0 for the others; unlabelled -1), predicted
   class = argmax of the probabilities. Time = knn_graph + propagate, index build included.
 * scikit-learn: ``LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.2)`` with its default
@@ -13,7 +13,7 @@ fixed random draws each (means reported), at 5,000, 10,000 and all 24,783 rows (
   ``fit()`` (graph included). It runs in a child process so that --sklearn-timeout can stop it.
 
 Metrics on the unlabelled rows: accuracy, macro-F1, F1 and recall of the rare hate class (~6%).
-Optional --tune runs a small grid of Modera knobs (k, alpha, index kind) on the largest size and
+Optional --tune runs a small grid of Modera knobs (k, alpha, index kind and parameters, PCA) on the largest size and
 reports it on separate lines; the main table always uses the defaults.
 
     make bench-propagation-quality DATA=../shared/data
@@ -70,15 +70,17 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 
 def run_modera(X: np.ndarray, y: np.ndarray, known: np.ndarray, k: int = 10, alpha: float = 0.2,
-               kind: str = "auto") -> tuple[np.ndarray, float, dict]:
-    from modera.labeling.propagation import knn_graph, propagate
-    from modera.vector_index import IndexParams
+               index: dict | None = None) -> tuple[np.ndarray, float, dict]:
+    """Predicted classes, seconds (knn_graph + propagate), details; ``index``: IndexParams fields."""
+    from dataclasses import replace
+
+    from modera.labeling.propagation import GRAPH_INDEX, knn_graph, propagate
 
     seeds = np.full((len(y), len(CLASS_NAMES)), -1, dtype=np.int8)
     seeds[known] = 0
     seeds[known, y[known]] = 1
     started = time.perf_counter()
-    graph = knn_graph(X, k=k, params=IndexParams(kind=kind))
+    graph = knn_graph(X, k=k, params=replace(GRAPH_INDEX, **(index or {})))
     result = propagate(graph, seeds, CLASS_NAMES, alpha=alpha)
     seconds = time.perf_counter() - started
     info = {"index": graph.index_kind, "graph_s": graph.seconds, "propagate_s": result.seconds,
@@ -103,14 +105,21 @@ def _sklearn_child(X: np.ndarray, labels: np.ndarray, max_iter: int, queue) -> N
 def run_sklearn(X: np.ndarray, y: np.ndarray, known: np.ndarray, max_iter: int,
                 timeout: float) -> tuple[np.ndarray, float, dict] | None:
     """LabelSpreading in a spawned child; None when it ran past ``timeout`` seconds (it is killed)."""
+    import queue as queues
+
     labels = np.where(known, y, -1)
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_sklearn_child, args=(X, labels, max_iter, queue), daemon=True)
+    results = ctx.Queue()
+    child = ctx.Process(target=_sklearn_child, args=(X, labels, max_iter, results), daemon=True)
     child.start()
+    deadline = time.perf_counter() + timeout
     try:
-        return queue.get(timeout=timeout)
-    except Exception:  # queue.Empty: too slow
+        while time.perf_counter() < deadline:
+            try:
+                return results.get(timeout=1.0)
+            except queues.Empty:
+                if not child.is_alive() and results.empty():
+                    raise RuntimeError(f"the LabelSpreading process died (exit code {child.exitcode})") from None
         return None
     finally:
         child.join(timeout=5)
@@ -177,17 +186,31 @@ def print_row(row: dict) -> None:
 
 def tune(X: np.ndarray, y: np.ndarray, args, baseline: dict[float, dict]) -> list[dict]:
     """Modera knobs on one size; each line is the mean over fractions x repeats vs the default config."""
-    configs = [{"k": 10, "alpha": 0.2, "kind": "auto"}, {"k": 10, "alpha": 0.2, "kind": "flat"},
-               {"k": 5, "alpha": 0.2, "kind": "auto"}, {"k": 20, "alpha": 0.2, "kind": "auto"},
-               {"k": 10, "alpha": 0.5, "kind": "auto"}, {"k": 10, "alpha": 0.9, "kind": "auto"},
-               {"k": 10, "alpha": 0.99, "kind": "auto"}, {"k": 20, "alpha": 0.9, "kind": "flat"}]
+    from modera.vector_index import IndexParams
+
+    configs = [
+        {"k": 10, "alpha": 0.2, "index": {}},
+        {"k": 10, "alpha": 0.2, "index": {"kind": "flat"}},
+        {"k": 10, "alpha": 0.2, "index": {"kind": "hnsw", "hnsw_m": 16, "hnsw_ef_construction": 40, "hnsw_ef_search": 32}},
+        {"k": 10, "alpha": 0.2, "index": {"kind": "ivf", "ivf_nprobe": 8}},
+        {"k": 5, "alpha": 0.2, "index": {"kind": "flat"}},
+        {"k": 20, "alpha": 0.2, "index": {"kind": "flat"}},
+        {"k": 10, "alpha": 0.5, "index": {"kind": "flat"}},
+        {"k": 10, "alpha": 0.9, "index": {"kind": "flat"}},
+    ]
+    if "pca_dim" in IndexParams.__dataclass_fields__:  # the PCA option, where this checkout has it
+        configs += [{"k": 10, "alpha": 0.2, "index": {"kind": "flat", "pca_dim": 64}},
+                    {"k": 20, "alpha": 0.2, "index": {"kind": "flat", "pca_dim": 64}}]
+    for cfg in configs[1:]:  # the others search the full 384 dimensions unless they say otherwise
+        cfg["index"].setdefault("pca_dim", None)
     out = []
     print(f"\nTuning Modera at {len(y)} rows (mean over {', '.join(f'{f:.0%}' for f in args.fractions)} labels "
           f"x {args.repeats} repeats; sklearn default for comparison):")
     sk = [b for b in baseline.values() if b]
-    if sk:
-        print(f"  sklearn LabelSpreading: macro-F1 {np.mean([b['macro_f1'] for b in sk]):.3f}, "
-              f"hate F1 {np.mean([b['hate_f1'] for b in sk]):.3f}, {np.mean([b['seconds'] for b in sk]):.2f}s")
+    ref = {key: float(np.mean([b[key] for b in sk])) for key in (*METRICS, "seconds")} if sk else None
+    if ref:
+        print(f"  sklearn LabelSpreading: accuracy {ref['accuracy']:.3f}, macro-F1 {ref['macro_f1']:.3f}, "
+              f"hate F1 {ref['hate_f1']:.3f}, hate recall {ref['hate_recall']:.3f}, {ref['seconds']:.2f}s")
     for cfg in configs:
         runs = []
         for fraction in args.fractions:
@@ -197,9 +220,14 @@ def tune(X: np.ndarray, y: np.ndarray, args, baseline: dict[float, dict]) -> lis
                 runs.append({**scores(y[~known], pred[~known]), "seconds": seconds})
         res = {**cfg, **mean_of(runs)}
         out.append(res)
-        print(f"  Modera k={cfg['k']:<2} alpha={cfg['alpha']:<4} index={cfg['kind']:<4}: accuracy {res['accuracy']:.3f}, "
+        knobs = ", ".join(f"{key}={value}" for key, value in cfg["index"].items()) or "default GRAPH_INDEX"
+        print(f"  Modera k={cfg['k']:<2} alpha={cfg['alpha']:<4} {knobs}: accuracy {res['accuracy']:.3f}, "
               f"macro-F1 {res['macro_f1']:.3f}, hate F1 {res['hate_f1']:.3f}, hate recall {res['hate_recall']:.3f}, "
-              f"{res['seconds']:.2f}s")
+              f"{res['seconds']:.2f}s", end="")
+        if ref:
+            print(f" (speedup {ref['seconds'] / res['seconds']:.1f}x, Δ macro-F1 {res['macro_f1'] - ref['macro_f1']:+.3f}, "
+                  f"Δ hate F1 {res['hate_f1'] - ref['hate_f1']:+.3f})", end="")
+        print(flush=True)
     return out
 
 

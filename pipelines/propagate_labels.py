@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from modera.errors import ConfigError
+from modera.labeling.propagation import GRAPH_INDEX
 from modera.runtime import init_ray, run_entrypoint, setup_logging
 from modera.settings import load_settings
 
@@ -41,8 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--k", type=int, default=10, help="neighbours per item")
     p.add_argument("--index", choices=["auto", "flat", "hnsw", "ivf"], default="auto",
                    help="auto: exact up to 20k items, IVF above (a kNN graph is bulk search: IVF builds fastest)")
-    p.add_argument("--nprobe", type=int, default=8, help="IVF lists searched per query")
-    p.add_argument("--pca-dim", type=int, default=64,
+    p.add_argument("--nprobe", type=int, default=GRAPH_INDEX.ivf_nprobe, help="IVF lists searched per query")
+    p.add_argument("--pca-dim", type=int, default=GRAPH_INDEX.pca_dim,
                    help="search the kNN graph in a PCA-reduced space of this size (0 = full dimension)")
     p.add_argument("--alpha", type=float, default=0.2, help="how far labels spread (0-1; high values drift to the prior)")
     p.add_argument("--threshold", type=float, default=0.8, help="confidence below which an item goes to review")
@@ -143,9 +145,7 @@ def run(args: argparse.Namespace) -> dict:
     seeds = seed_matrix(ids, labels, args.id_column, classes)
     if not (seeds != -1).any():
         raise ConfigError("none of the labelled ids has an embedding: check --id-column and the embeddings")
-    from modera.vector_index import IndexParams
-
-    params = IndexParams(kind=args.index, pca_dim=args.pca_dim or None, large_kind="ivf", ivf_nprobe=args.nprobe)
+    params = replace(GRAPH_INDEX, kind=args.index, pca_dim=args.pca_dim or None, ivf_nprobe=args.nprobe)
     graph = cached_graph(vectors, ids, model, args.k, params, out / "cache")
     result = propagate(graph, seeds, classes, alpha=args.alpha, priors=parse_priors(args.prior), balanced=args.balanced)
     frame = propagated_frame(ids, result, seeds, model, args.threshold)

