@@ -129,7 +129,10 @@ def run_sklearn(X: np.ndarray, y: np.ndarray, known: np.ndarray, max_iter: int,
 
 
 def mean_of(runs: list[dict]) -> dict[str, float]:
-    return {key: float(np.mean([r[key] for r in runs])) for key in (*METRICS, "seconds")}
+    """Means over the repeats, plus the best (smallest) time: other jobs on the machine only ever add time."""
+    out = {key: float(np.mean([r[key] for r in runs])) for key in (*METRICS, "seconds")}
+    out["seconds_best"] = float(min(r["seconds"] for r in runs))
+    return out
 
 
 def evaluate_size(X: np.ndarray, y: np.ndarray, args) -> tuple[list[dict], bool]:
@@ -160,7 +163,7 @@ def evaluate_size(X: np.ndarray, y: np.ndarray, args) -> tuple[list[dict], bool]
     return rows, True
 
 
-HEADER = ("| rows | labels | system | accuracy | macro-F1 | hate F1 | hate recall | seconds | speedup | Δ macro-F1 | Δ hate F1 |\n"
+HEADER = ("| rows | labels | system | accuracy | macro-F1 | hate F1 | hate recall | seconds mean (best) | speedup mean (best) | Δ macro-F1 | Δ hate F1 |\n"
           "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
@@ -169,17 +172,18 @@ def print_row(row: dict) -> None:
     label = f"{row['fraction']:.0%} ({row['labelled']})"
     extra = ""
     if s:
-        extra = (f" {s['seconds'] / m['seconds']:.1f}x | {m['macro_f1'] - s['macro_f1']:+.3f} | "
+        extra = (f" {s['seconds'] / m['seconds']:.1f}x ({s['seconds_best'] / m['seconds_best']:.1f}x) | "
+                 f"{m['macro_f1'] - s['macro_f1']:+.3f} | "
                  f"{m['hate_f1'] - s['hate_f1']:+.3f} |")
     else:
         extra = " n/a | n/a | n/a |"
     info = row["modera_runs"][0]
     print(f"| {row['size']} | {label} | Modera ({info['index']}) | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
-          f"{m['hate_f1']:.3f} | {m['hate_recall']:.3f} | {m['seconds']:.2f} |{extra}")
+          f"{m['hate_f1']:.3f} | {m['hate_recall']:.3f} | {m['seconds']:.2f} ({m['seconds_best']:.2f}) |{extra}")
     if s:
         iters = "/".join(str(r["iterations"]) for r in row["sklearn_runs"])
         print(f"| {row['size']} | {label} | sklearn LabelSpreading (iter {iters}) | {s['accuracy']:.3f} | "
-              f"{s['macro_f1']:.3f} | {s['hate_f1']:.3f} | {s['hate_recall']:.3f} | {s['seconds']:.2f} | | | |")
+              f"{s['macro_f1']:.3f} | {s['hate_f1']:.3f} | {s['hate_recall']:.3f} | {s['seconds']:.2f} ({s['seconds_best']:.2f}) | | | |")
     else:
         print(f"| {row['size']} | {label} | sklearn LabelSpreading | timed out | | | | >{row['timeout']:.0f} | | | |")
 
@@ -207,10 +211,11 @@ def tune(X: np.ndarray, y: np.ndarray, args, baseline: dict[float, dict]) -> lis
     print(f"\nTuning Modera at {len(y)} rows (mean over {', '.join(f'{f:.0%}' for f in args.fractions)} labels "
           f"x {args.repeats} repeats; sklearn default for comparison):")
     sk = [b for b in baseline.values() if b]
-    ref = {key: float(np.mean([b[key] for b in sk])) for key in (*METRICS, "seconds")} if sk else None
+    ref = {key: float(np.mean([b[key] for b in sk])) for key in (*METRICS, "seconds", "seconds_best")} if sk else None
     if ref:
         print(f"  sklearn LabelSpreading: accuracy {ref['accuracy']:.3f}, macro-F1 {ref['macro_f1']:.3f}, "
-              f"hate F1 {ref['hate_f1']:.3f}, hate recall {ref['hate_recall']:.3f}, {ref['seconds']:.2f}s")
+              f"hate F1 {ref['hate_f1']:.3f}, hate recall {ref['hate_recall']:.3f}, {ref['seconds']:.2f}s "
+              f"(mean of the best times per fraction {ref['seconds_best']:.2f}s)")
     for cfg in configs:
         runs = []
         for fraction in args.fractions:
@@ -218,14 +223,15 @@ def tune(X: np.ndarray, y: np.ndarray, args, baseline: dict[float, dict]) -> lis
                 known = keep_labels(y, fraction, seed=1000 * repeat + int(fraction * 1000))
                 pred, seconds, info = run_modera(X, y, known, **cfg)
                 runs.append({**scores(y[~known], pred[~known]), "seconds": seconds})
-        res = {**cfg, **mean_of(runs)}
+        best = [min(r["seconds"] for r in runs[i : i + args.repeats]) for i in range(0, len(runs), args.repeats)]
+        res = {**cfg, **mean_of(runs), "seconds_best": float(np.mean(best))}
         out.append(res)
         knobs = ", ".join(f"{key}={value}" for key, value in cfg["index"].items()) or "default GRAPH_INDEX"
         print(f"  Modera k={cfg['k']:<2} alpha={cfg['alpha']:<4} {knobs}: accuracy {res['accuracy']:.3f}, "
               f"macro-F1 {res['macro_f1']:.3f}, hate F1 {res['hate_f1']:.3f}, hate recall {res['hate_recall']:.3f}, "
               f"{res['seconds']:.2f}s", end="")
         if ref:
-            print(f" (speedup {ref['seconds'] / res['seconds']:.1f}x, Δ macro-F1 {res['macro_f1'] - ref['macro_f1']:+.3f}, "
+            print(f" (speedup {ref['seconds'] / res['seconds']:.1f}x, best times {ref['seconds_best'] / res['seconds_best']:.1f}x, Δ macro-F1 {res['macro_f1'] - ref['macro_f1']:+.3f}, "
                   f"Δ hate F1 {res['hate_f1'] - ref['hate_f1']:+.3f})", end="")
         print(flush=True)
     return out
@@ -249,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     X, y = load_embeddings(args.data_dir, args.cache_dir)
     print(f"\nDavidson 2017 embeddings {X.shape}; labels kept {', '.join(f'{f:.0%}' for f in args.fractions)} "
           f"(stratified, {args.repeats} seeds, means); metrics on the unlabelled rows\n")
+    run_modera(X[:500], y[:500], keep_labels(y[:500], 0.1, seed=0))  # untimed: imports faiss, scipy
     print(HEADER)
     results, last = [], None
     for size in args.sizes:
@@ -276,6 +283,7 @@ def goal_summary(results: list[dict]) -> dict:
         print("\nno sklearn result to compare with")
         return {}
     speedups = [r["sklearn"]["seconds"] / r["modera"]["seconds"] for r in compared]
+    best = [r["sklearn"]["seconds_best"] / r["modera"]["seconds_best"] for r in compared]
     d_macro = [r["modera"]["macro_f1"] - r["sklearn"]["macro_f1"] for r in compared]
     d_hate = [r["modera"]["hate_f1"] - r["sklearn"]["hate_f1"] for r in compared]
     quality = sum(dm >= 0 and dh >= 0 for dm, dh in zip(d_macro, d_hate))
@@ -283,11 +291,14 @@ def goal_summary(results: list[dict]) -> dict:
     print(f"\nGoal (quality >= sklearn on macro-F1 and hate F1, and >= 20x faster), over {len(compared)} rows of the table:")
     print(f"  quality at least equal in {quality}/{len(compared)}; Δ macro-F1 {min(d_macro):+.3f} .. {max(d_macro):+.3f}, "
           f"Δ hate F1 {min(d_hate):+.3f} .. {max(d_hate):+.3f}")
-    print(f"  speedup sklearn/Modera {min(speedups):.1f}x .. {max(speedups):.1f}x (median {np.median(speedups):.1f}x); "
+    print(f"  speedup sklearn/Modera (mean times) {min(speedups):.1f}x .. {max(speedups):.1f}x (median {np.median(speedups):.1f}x); "
           f">= 20x in {fast}/{len(compared)}")
+    print(f"  speedup sklearn/Modera (best of {len(compared[0]['modera_runs'])} times) {min(best):.1f}x .. {max(best):.1f}x "
+          f"(median {np.median(best):.1f}x); >= 20x in {sum(b >= 20 for b in best)}/{len(compared)}")
     met = quality == len(compared) and fast == len(compared)
     print(f"  goal met: {'yes' if met else 'no'}")
-    return {"rows": len(compared), "quality_ok": quality, "speed_ok": fast, "min_speedup": min(speedups),
+    return {"rows": len(compared), "quality_ok": quality, "speed_ok": fast, "best_time_speedups": best,
+            "min_speedup": min(speedups),
             "max_speedup": max(speedups), "median_speedup": float(np.median(speedups)), "met": met}
 
 

@@ -12,12 +12,14 @@ labels known.
 
 Steps, each timed with its peak RSS (psutil, sampled every 50 ms in a background thread):
 generate, knn_graph (index build + kNN search of every row; ``IndexParams(kind="auto")`` = flat up to
-20,000 rows, HNSW above, or --index), propagate, and the end-to-end total. Then, outside the total:
+20,000 rows, HNSW above; ``--index graph`` = knn_graph's own default ``GRAPH_INDEX``; or a kind and its
+parameters), propagate, and the end-to-end total. Then, outside the total:
 recall@10 of the graph against exact search for 1,000 sampled rows, and the accuracy of the propagated
 labels (threshold 0.5) against the generating labels on the unlabelled rows (plus the rare class's F1).
 
     make bench-propagation-scale ARGS="--sizes 10000 100000"
     python -m benchmarks.propagation_scale --sizes 10000 100000 1000000 --index auto
+    python -m benchmarks.propagation_scale --sizes 1000000 --hnsw-m 16 --ef-construction 40 --ef-search 32
 """
 
 from __future__ import annotations
@@ -128,9 +130,23 @@ def exact_neighbors(X: np.ndarray, rows: np.ndarray, k: int, chunk: int = 65_536
 
 
 def index_params(kind: str, args) -> IndexParams:
-    extra = {"pca_dim": args.pca_dim} if args.pca_dim else {}  # only where this IndexParams has the field
-    return IndexParams(kind=kind, hnsw_m=args.hnsw_m, hnsw_ef_construction=args.ef_construction,
-                       hnsw_ef_search=args.ef_search, ivf_nlist=args.ivf_nlist, ivf_nprobe=args.ivf_nprobe, **extra)
+    """``graph``: knn_graph's own default (GRAPH_INDEX); else ``IndexParams(kind=...)``; flags given override."""
+    from dataclasses import replace
+
+    from modera.labeling import propagation
+
+    base = getattr(propagation, "GRAPH_INDEX", IndexParams()) if kind == "graph" else IndexParams(kind=kind)
+    given = {"hnsw_m": args.hnsw_m, "hnsw_ef_construction": args.ef_construction, "hnsw_ef_search": args.ef_search,
+             "ivf_nlist": args.ivf_nlist, "ivf_nprobe": args.ivf_nprobe, "pca_dim": args.pca_dim}
+    return replace(base, **{key: value for key, value in given.items() if value is not None})
+
+
+def describe(params: IndexParams, kind: str) -> str:
+    """``hnsw M16/efC40/efS32``, ``ivf nprobe 8 + PCA 64``, ``flat``: what was searched."""
+    text = {"hnsw": f"hnsw M{params.hnsw_m}/efC{params.hnsw_ef_construction}/efS{params.hnsw_ef_search}",
+            "ivf": f"ivf nlist {params.ivf_nlist or 'auto'}/nprobe {params.ivf_nprobe}"}.get(kind, kind)
+    pca = getattr(params, "pca_dim", None)
+    return f"{text} + PCA {pca}" if pca else text
 
 
 class _BuildSeconds(logging.Handler):
@@ -172,7 +188,7 @@ def run_size(n: int, args) -> dict:
     rare_f1 = 2 * tp / max(int(pred[test, 0].sum() + truth[test, 0].sum()), 1)
     check_s = time.perf_counter() - started
     return {
-        "n": n, "index": graph.index_kind, "params": params.__dict__, "start_rss_gib": proc_start,
+        "n": n, "index": describe(params, graph.index_kind), "params": params.__dict__, "start_rss_gib": proc_start,
         "generate": {"seconds": gen_s, "peak_rss_gib": gen_mem},
         "knn_graph": {"seconds": graph_s, "peak_rss_gib": graph_mem, "build_seconds": catcher.seconds,
                       "search_seconds": graph_s - catcher.seconds if catcher.seconds is not None else None},
@@ -210,12 +226,13 @@ def print_table(results: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    p.add_argument("--index", choices=["auto", "flat", "hnsw", "ivf"], default="auto")
-    p.add_argument("--hnsw-m", type=int, default=IndexParams.hnsw_m)
-    p.add_argument("--ef-construction", type=int, default=IndexParams.hnsw_ef_construction)
-    p.add_argument("--ef-search", type=int, default=IndexParams.hnsw_ef_search)
-    p.add_argument("--ivf-nlist", type=int, default=IndexParams.ivf_nlist, help="default: 4 sqrt(n)")
-    p.add_argument("--ivf-nprobe", type=int, default=IndexParams.ivf_nprobe)
+    p.add_argument("--index", choices=["auto", "graph", "flat", "hnsw", "ivf"], default="auto",
+                   help="auto: IndexParams(kind='auto'); graph: knn_graph's default GRAPH_INDEX")
+    p.add_argument("--hnsw-m", type=int, help=f"default {IndexParams.hnsw_m}")
+    p.add_argument("--ef-construction", type=int, help=f"default {IndexParams.hnsw_ef_construction}")
+    p.add_argument("--ef-search", type=int, help=f"default {IndexParams.hnsw_ef_search}")
+    p.add_argument("--ivf-nlist", type=int, help="default: 4 sqrt(n)")
+    p.add_argument("--ivf-nprobe", type=int, help=f"default {IndexParams.ivf_nprobe}")
     p.add_argument("--pca-dim", type=int, help="IndexParams.pca_dim: search in a PCA-reduced space (default: off)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--alpha", type=float, default=0.2)
