@@ -80,10 +80,12 @@ def run_modera(X: np.ndarray, y: np.ndarray, known: np.ndarray, k: int = 10, alp
     seeds[known] = 0
     seeds[known, y[known]] = 1
     started = time.perf_counter()
-    graph = knn_graph(X, k=k, params=replace(GRAPH_INDEX, **(index or {})))
+    params = replace(GRAPH_INDEX, **(index or {}))
+    graph = knn_graph(X, k=k, params=params)
     result = propagate(graph, seeds, CLASS_NAMES, alpha=alpha)
     seconds = time.perf_counter() - started
-    info = {"index": graph.index_kind, "graph_s": graph.seconds, "propagate_s": result.seconds,
+    pca = f" + PCA {params.pca_dim}" if params.pca_dim else ""
+    info = {"index": graph.index_kind + pca, "graph_s": graph.seconds, "propagate_s": result.seconds,
             "iterations": result.iterations, "converged": result.converged}
     return result.probabilities.argmax(1), seconds, info
 
