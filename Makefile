@@ -9,7 +9,7 @@ export RAY_AUTH_MODE := token
 export RAY_USAGE_STATS_ENABLED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-unit serve mlflow-ui bench-text-quality bench-text-serving bench-propagation-quality bench-propagation-scale bench-active-learning lock clean
+.PHONY: venv demo test test-unit serve mlflow-ui bench-text-quality bench-text-serving bench-propagation-quality bench-propagation-scale bench-active-learning bench-image-serving bench-ocr bench-fusion lock clean
 
 venv: $(STAMP)
 
@@ -54,6 +54,15 @@ bench-propagation-scale: venv
 
 bench-active-learning: venv
 	$(BIN)/python -m benchmarks.active_learning --data-dir $(DATA) $(ARGS)
+
+bench-image-serving: venv
+	$(BIN)/python -m benchmarks.image_serving $(ARGS)
+
+bench-ocr: venv
+	$(BIN)/python -m benchmarks.ocr_quality --data-dir $(DATA) $(ARGS)
+
+bench-fusion: venv
+	$(BIN)/python -m benchmarks.fusion $(ARGS)
 
 ## Rebuild constraints.txt from a fresh environment after editing pyproject.toml.
 lock:

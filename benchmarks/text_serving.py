@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import psutil
 
 from modera.analyzers.text import TextAnalyzer
 from modera.runtime import init_ray, setup_logging
 from modera.schemas import TextContent
 from modera.seed_data import make_text_seed
 from modera.settings import load_settings
-from tests.helpers import free_port
+from benchmarks.serving import PeakRSS, closed_loop, free_port, report
 
 
 def make_bundle(work: Path) -> str:
@@ -59,58 +55,6 @@ def in_process(bundle: str, texts: list[str], batch: int, duration: float) -> fl
     return done / (time.perf_counter() - started)
 
 
-async def load(url: str, texts: list[str], concurrency: int, duration: float) -> tuple[float, list[float], int]:
-    import aiohttp
-
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + duration
-
-    async def client(k: int, session) -> None:
-        nonlocal errors
-        i = k
-        while time.perf_counter() < stop:
-            t0 = time.perf_counter()
-            async with session.post(url, json={"text": texts[i % len(texts)]}) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    errors += 1
-            latencies.append(time.perf_counter() - t0)
-            i += concurrency
-
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(k, session) for k in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, latencies, errors
-
-
-class PeakRSS:
-    """Samples the resident memory of the Serve replica processes of the text app."""
-
-    def __init__(self) -> None:
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for proc in psutil.process_iter(["cmdline", "memory_info"]):
-                cmd = " ".join(proc.info["cmdline"] or [])
-                if "ServeReplica:text" in cmd and proc.info["memory_info"]:
-                    self.peak_mb = max(self.peak_mb, proc.info["memory_info"].rss / 2**20)
-            time.sleep(0.5)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def deploy(bundle: str, batch: int, port: int, threads: int) -> str:
     from ray import serve
 
@@ -120,10 +64,6 @@ def deploy(bundle: str, batch: int, port: int, threads: int) -> str:
                        max_replicas=1, torch_threads=threads)
     serve.run(build_app(args), name="text", route_prefix="/v1/text")
     return f"http://127.0.0.1:{port}/v1/text"
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) > 2 else float("nan")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,22 +86,16 @@ def main(argv: list[str] | None = None) -> None:
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     results = {}
-    with PeakRSS() as rss:
+    def body(i: int) -> dict:
+        return {"json": {"text": texts[i % len(texts)]}}
+
+    with PeakRSS("text") as rss:
         for label, batch in (("batching on", args.batch_size), ("batching off", 1)):
             url = deploy(bundle, batch, port, args.torch_threads)
-            asyncio.run(load(url, texts, args.concurrency, 3.0))  # warm up
-            results[label] = asyncio.run(load(url, texts, args.concurrency, args.duration))
+            asyncio.run(closed_loop(url, body, args.concurrency, 3.0))  # warm up
+            results[label] = asyncio.run(closed_loop(url, body, args.concurrency, args.duration))
     serve.shutdown()
-
-    on_rps, on_lat, on_err = results["batching on"]
-    off_rps, off_lat, off_err = results["batching off"]
-    print(f"\ntext serving, batch size {args.batch_size}, {args.concurrency} concurrent clients, {args.duration:.0f}s each")
-    print(f"  in-process analyzer          {inproc:8.1f} items/s")
-    print(f"  HTTP, batching on            {on_rps:8.1f} req/s   p50 {percentile(on_lat, 50):6.0f} ms  p99 {percentile(on_lat, 99):6.0f} ms  errors {on_err}")
-    print(f"  HTTP, batching off           {off_rps:8.1f} req/s   p50 {percentile(off_lat, 50):6.0f} ms  p99 {percentile(off_lat, 99):6.0f} ms  errors {off_err}")
-    print(f"  ratio HTTP(batching) / in-process   {on_rps / inproc:.2f}   (goal >= 0.8)")
-    print(f"  ratio batching on / off             {on_rps / off_rps:.2f}   (goal >= 3)")
-    print(f"  peak replica RSS                    {rss.peak_mb:.0f} MiB")
+    report("text", inproc, results, args.batch_size, args.concurrency, args.duration, rss.peak_mb)
 
 
 if __name__ == "__main__":

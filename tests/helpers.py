@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import socket
+import time
+
+import requests
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def wait_healthy(url: str, timeout_s: float = 180) -> None:
+    """Until ``url/healthz`` answers 200 (a replica has loaded its model)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{url}/healthz did not answer 200 within {timeout_s:.0f}s")

@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = cmds.add_parser(name, help=help_text)
-        sub.add_argument("--name", help="registered model (default: MODERA_TEXT_MODEL_NAME or modera-text)")
+        sub.add_argument("--name", help="registered model, e.g. modera-vision (default: MODERA_TEXT_MODEL_NAME or modera-text)")
         return sub
 
     cmd("list", "list versions with aliases and gate results")
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd("history", "every promotion and rollback, oldest first")
     gate = cmd("gate", "run the evaluation gate for a version")
     gate.add_argument("version")
-    gate.add_argument("--eval-set", help="Parquet with a text column and label columns (default: the generated set)")
+    gate.add_argument("--eval-set", help="Parquet with a text (or image) column and label columns (default: the generated set)")
     return p
 
 
@@ -91,10 +91,15 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "gate":
         from pathlib import Path
 
+        from modera import registry
         from modera.lifecycle.gate import run_gate
+        from modera.lifecycle.vision_gate import run_vision_gate
 
-        report = run_gate(name, args.version, settings.resolved_data_dir / "model_cache", settings.resolved_data_dir,
-                          Path(args.eval_set) if args.eval_set else None)
+        # Vision versions are tagged kind=vision by their training; text versions predate the tag.
+        vision = registry.version_info(name, args.version).tags.get("kind") == "vision"
+        report = (run_vision_gate if vision else run_gate)(
+            name, args.version, settings.resolved_data_dir / "model_cache", settings.resolved_data_dir,
+            Path(args.eval_set) if args.eval_set else None)
         print(report.to_markdown())
         return 0 if report.passed else 3
     return 0

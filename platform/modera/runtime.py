@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 
 from modera.settings import Settings
@@ -90,3 +91,10 @@ def run_entrypoint(job) -> int:
     except ModeraError as exc:
         print(f"error: {exc}", file=sys.stderr)
     return 2
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (Serve and Ray ports in tests, benchmarks)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -7,7 +7,7 @@ a severity 0-3, plus the model name and version that produced them.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,24 @@ class TextContent(Content):
 
     modality: ClassVar[str] = "text"
     text: str
+
+
+class ImageContent(Content):
+    """A decoded image (RGB): the still, or the first frame of an animation plus sampled later frames.
+
+    ``text`` is short text that travels with the image (an emote's code, a meme's caption, a profile
+    name); multimodal models read it, image-only models ignore it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    modality: ClassVar[str] = "image"
+
+    image: Any = Field(description="PIL.Image.Image in RGB mode (the first frame of an animation).")
+    frames: tuple[Any, ...] = Field(default=(), description="Further sampled frames of an animated GIF.")
+    text: str | None = Field(default=None, max_length=10_000)
+
+    def all_frames(self) -> list[Any]:
+        return [self.image, *self.frames]
 
 
 class ModelRef(BaseModel):
@@ -58,6 +76,27 @@ class EntityResult(BaseModel):
     domain: str | None = None
 
 
+class Region(BaseModel):
+    """A box in image pixels (x0, y0 inclusive; x1, y1 exclusive) with how much it drove a score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    box: tuple[int, int, int, int]
+    weight: float
+
+
+class Explanation(BaseModel):
+    """Which regions drove one category's score: a heatmap PNG (base64) and the strongest boxes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    category: str
+    method: str
+    score: float
+    heatmap_png: str = Field(description="Base64 PNG, same size as the image; brighter = more responsible.")
+    regions: list[Region]
+
+
 class Result(BaseModel):
     """What an analyzer says about one item."""
 
@@ -72,6 +111,11 @@ class Result(BaseModel):
     entities: list[EntityResult] = Field(default_factory=list)
     normalized_text: str | None = None
     normalization_steps: list[str] = Field(default_factory=list)
+    signals: dict[str, float] = Field(
+        default_factory=dict, description="Extra scores reported next to the model's own, e.g. open_nsfw."
+    )
+    frames_scored: int | None = Field(default=None, description="Images: how many frames the scores cover (max over them).")
+    explanations: list[Explanation] = Field(default_factory=list)
 
     def top_category(self) -> tuple[str, CategoryResult] | None:
         """The highest-scoring category, or None when the result has no categories."""

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     taxonomy_path: Path | None = Field(default=None, description="Taxonomy YAML; default: the packaged one.")
     experiment: str = "modera"
     text_model_name: str = "modera-text"
+    vision_model_name: str = "modera-vision"
     serve_host: str = "127.0.0.1"
     serve_port: int = 8000
 

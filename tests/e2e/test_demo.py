@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.helpers import free_port
+from modera.runtime import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.helpers import free_port
+from modera.runtime import free_port
+from tests.helpers import wait_healthy
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -98,16 +97,60 @@ def text_url(settings, trained):
                        limits={"max_body_bytes": 200_000, "max_text_chars": 2_000, "max_items": 16})
     serve.run(build_app(args), name="text", route_prefix="/v1/text")
     url = f"http://127.0.0.1:{port}/v1/text"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)
+    wait_healthy(url)
     yield url
     serve.shutdown()
+
+
+@pytest.fixture(scope="session")
+def emote_path(data_dir) -> Path:
+    from modera.synthetic.emotes import make_emote_set
+
+    path = data_dir / "emotes.parquet"
+    make_emote_set(240, seed=5).to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vision_trained(settings, emote_path):
+    """A small emote model (frozen EfficientNet-Lite0 at 112 px + character CNN on the code, mixed
+    fusion) trained through Ray Data + Ray Train, registered and gated."""
+    from modera.synthetic.emotes import emote_taxonomy_path
+    from modera.training.vision import VisionTrainConfig
+    from pipelines.train_vision import train_register_gate
+
+    cfg = VisionTrainConfig(data=[str(emote_path)], taxonomy=str(emote_taxonomy_path()), image_size=112,
+                            text_column="code", text_encoder="chars", fusion="mixed", epochs=5, batch_size=16,
+                            learning_rate=3e-3)
+    ref, report = train_register_gate(cfg, settings, settings.vision_model_name, tags={"suite": "integration"})
+    return {"ref": ref, "cfg": cfg, "report": report}
+
+
+@pytest.fixture(scope="session")
+def vision_champion(vision_trained, store):
+    from modera.lifecycle import promotion
+
+    ref = vision_trained["ref"]
+    assert vision_trained["report"].passed, vision_trained["report"].to_markdown()
+    promotion.promote(store, ref.name, ref.version, reason="integration suite baseline")
+    return ref
+
+
+@pytest.fixture(scope="session")
+def image_url(settings, vision_champion, text_url):
+    """The image app next to the text app, on the same Serve HTTP proxy (text_url started Serve)."""
+    from ray import serve
+
+    from serve_apps.image_app import ImageAppArgs, build_app
+
+    args = ImageAppArgs(model_uri=f"models:/{settings.vision_model_name}@champion", max_replicas=1, poll_interval_s=1.0,
+                        limits={"max_body_bytes": 3_000_000, "max_image_bytes": 1_000_000, "max_pixels": 4_000_000,
+                                "max_items": 8, "max_explained_items": 2})
+    serve.run(build_app(args), name="image", route_prefix="/v1/image")
+    url = text_url.rsplit("/v1/text", 1)[0] + "/v1/image"
+    wait_healthy(url)
+    yield url
+    serve.delete("image")
 
 
 @pytest.fixture(scope="session")

@@ -40,9 +40,12 @@ class _Echo(Analyzer):
         return [Result(item_id=i.id, modality="text", categories={}, model=self._ref) for i in items]
 
 
-def test_registry_lists_text_analyzer():
-    assert get_analyzer_class("text") is TextAnalyzer
-    assert TextAnalyzer in ANALYZERS
+def test_registry_lists_every_modality():
+    from modera.analyzers.ocr import OcrAnalyzer
+    from modera.analyzers.vision import VisionAnalyzer
+
+    assert get_analyzer_class("text") is TextAnalyzer and TextAnalyzer in ANALYZERS
+    assert get_analyzer_class("vision") is VisionAnalyzer and get_analyzer_class("ocr") is OcrAnalyzer
 
 
 def test_duplicate_analyzer_name_fails_loudly():
@@ -54,7 +57,7 @@ def test_duplicate_analyzer_name_fails_loudly():
 
 
 def test_unknown_analyzer_lists_available():
-    with pytest.raises(ConfigError, match="available: \\['text'\\]"):
+    with pytest.raises(ConfigError, match="available: \\['ocr', 'text', 'vision'\\]"):
         get_analyzer_class("smell")
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from modera.errors import RegistryUnavailable
 from modera.runtime import check_tracking_reachable
-from tests.helpers import free_port
+from modera.runtime import free_port
 
 
 @pytest.fixture

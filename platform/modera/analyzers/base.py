@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
 from modera.errors import InvalidInput, NotReady
 from modera.schemas import Content, ModelRef, Result
@@ -52,3 +53,15 @@ class Analyzer(ABC):
         if self.model_ref is None:
             raise NotReady(f"the {self.name()} analyzer has no model loaded; call load(model_uri) first")
         return self._analyze(items)
+
+
+def fetch_model(model_uri: str, cache_dir: Path | None, who: str) -> tuple[ModelRef, Path]:
+    """A registry URI downloaded into ``cache_dir`` (or a local bundle directory) -> (ref, bundle dir)."""
+    if model_uri.startswith("models:/"):
+        from modera import registry
+
+        if cache_dir is None:
+            raise ValueError(f"{who} needs cache_dir to load registry models")
+        return registry.download(model_uri, cache_dir)
+    path = Path(model_uri)
+    return ModelRef(name=path.name, version="local", uri=str(path)), path

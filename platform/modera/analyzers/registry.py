@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from modera.analyzers.base import Analyzer
+from modera.analyzers.ocr import OcrAnalyzer
 from modera.analyzers.text import TextAnalyzer
+from modera.analyzers.vision import VisionAnalyzer
 from modera.errors import ConfigError, DuplicateNameError
 
-ANALYZERS: tuple[type[Analyzer], ...] = (TextAnalyzer,)
+ANALYZERS: tuple[type[Analyzer], ...] = (TextAnalyzer, VisionAnalyzer, OcrAnalyzer)
 
 
 def build_registry(classes: Iterable[type[Analyzer]]) -> dict[str, type[Analyzer]]:

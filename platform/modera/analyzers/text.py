@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modera.analyzers.base import Analyzer
+from modera.analyzers.base import Analyzer, fetch_model
 from modera.models.text_classifier import TextModel, load_bundle
 from modera.schemas import CategoryResult, Content, EntityResult, ModelRef, Result, TextContent
 from modera.text.entities import extract_entities
@@ -55,15 +55,7 @@ class TextAnalyzer(Analyzer):
 
     def load(self, model_uri: str) -> ModelRef:
         """Load a registry URI or a bundle directory; the old model serves until the new one is ready."""
-        if model_uri.startswith("models:/"):
-            from modera import registry
-
-            if self._cache_dir is None:
-                raise ValueError("TextAnalyzer needs cache_dir to load registry models")
-            ref, path = registry.download(model_uri, self._cache_dir)
-        else:
-            path = Path(model_uri)
-            ref = ModelRef(name=path.name, version="local", uri=str(path))
+        ref, path = fetch_model(model_uri, self._cache_dir, "TextAnalyzer")
         model = load_bundle(path, device=self._device)
         self._loaded = _Loaded(model, ref, model.word_vocabulary())
         logger.info("text analyzer now serves %s v%s", ref.name, ref.version)

@@ -71,8 +71,9 @@ class GateReport:
         lines += ["## Candidate", "```", format_table(self.candidate_metrics), "```"]
         if self.champion_metrics is not None:
             lines += ["## Champion", "```", format_table(self.champion_metrics), "```"]
-        lines += ["## Behaviour", "| kind | pass rate | checks |", "|---|---|---|"]
-        lines += [f"| {k} | {r.pass_rate:.3f} | {r.total} |" for k, r in self.behaviour.items()]
+        if self.behaviour:  # models without a behavioural suite (vision) leave the section out
+            lines += ["## Behaviour", "| kind | pass rate | checks |", "|---|---|---|"]
+            lines += [f"| {k} | {r.pass_rate:.3f} | {r.total} |" for k, r in self.behaviour.items()]
         for kind, result in self.behaviour.items():
             if result.failures:
                 lines += ["", f"### {kind}: first failures", *[f"- {f}" for f in result.failures]]
@@ -119,11 +120,26 @@ def compare(candidate: list[CategoryMetrics], champion: list[CategoryMetrics], m
     return reasons
 
 
-def evaluate(name: str, candidate: str, cache_dir: Path, eval_set: Path, config: GateConfig) -> GateReport:
-    """Score candidate and champion on the same rows and behavioural checks; decide."""
+def check_metrics(config: GateConfig) -> None:
     for metric in config.metrics:
         if metric not in CategoryMetrics.__dataclass_fields__ or metric in ("category", "support"):
             raise ConfigError(f"gate metric {metric!r} is not one of roc_auc, pr_auc, recall_at_1pct_fpr, f1, precision, recall")
+
+
+def metric_reasons(candidate: list[CategoryMetrics], champion: list[CategoryMetrics] | None, config: GateConfig) -> list[str]:
+    """The metric part of the decision, shared by every model family: not worse than the champion by
+    more than the margin, or with no champion, a macro ROC-AUC floor."""
+    if champion is not None:
+        return compare(candidate, champion, config.metrics, config.margin)
+    macro = flat_metrics(candidate).get("val_macro_roc_auc", 0.0)
+    if macro < config.min_macro_roc_auc:
+        return [f"macro ROC-AUC {macro:.3f} < required {config.min_macro_roc_auc} (no champion to compare)"]
+    return []
+
+
+def evaluate(name: str, candidate: str, cache_dir: Path, eval_set: Path, config: GateConfig) -> GateReport:
+    """Score candidate and champion on the same rows and behavioural checks; decide."""
+    check_metrics(config)
     champion = registry.alias_version(name, registry.CHAMPION)
     frame = pd.read_parquet(eval_set)
     cand = TextAnalyzer(cache_dir=cache_dir)
@@ -140,17 +156,12 @@ def evaluate(name: str, candidate: str, cache_dir: Path, eval_set: Path, config:
         return evaluate_scores(y, scores[:, idx], categories, config.threshold), scores[:, idx]
 
     cand_metrics, cand_scores = metrics_of(cand)
-    reasons: list[str] = []
     champ_metrics = None
     if champion is not None and champion != str(candidate):
         champ = TextAnalyzer(cache_dir=cache_dir)
         champ.load(f"models:/{name}/{champion}")
         champ_metrics, _ = metrics_of(champ)
-        reasons += compare(cand_metrics, champ_metrics, config.metrics, config.margin)
-    else:
-        macro = flat_metrics(cand_metrics).get("val_macro_roc_auc", 0.0)
-        if macro < config.min_macro_roc_auc:
-            reasons.append(f"macro ROC-AUC {macro:.3f} < required {config.min_macro_roc_auc} (no champion to compare)")
+    reasons = metric_reasons(cand_metrics, champ_metrics, config)
     behaviour = run_suite(_scorer(cand), cand.categories, config.threshold)
     for kind in KINDS:
         need = config.min_pass_rate.get(kind, 0.0)

@@ -1,8 +1,8 @@
 """Decoding untrusted images: size limits first, then a decode that fails with a typed error.
 
 Images come from users, so every limit is checked before the expensive step: the byte count before
-reading (or while reading), the pixel count from the header before decoding. JPEG, PNG, WebP and GIF
-(first frame) are read; the EXIF orientation is applied so the pixels are the ones a viewer sees, and
+reading (or while reading), the pixel count from the header before decoding. JPEG, PNG, WebP and GIF are read
+(``decode_image``: the first frame; ``decode_frames``: sampled frames of an animation); the EXIF orientation is applied so the pixels are the ones a viewer sees, and
 transparency is composited onto white for the same reason. Every failure is an ``InvalidInput``
 (``PayloadTooLarge`` or ``UnsupportedMediaType`` where it is one of those) whose message names the
 problem.
@@ -105,6 +105,41 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
             raise InvalidInput(f"truncated or corrupt {image.format} data: {exc}") from None
         return _to_rgb(_oriented(image))
+
+
+def decode_frames(data: bytes, *, max_pixels: int = MAX_PIXELS, max_frames: int = 8) -> list[Image.Image]:
+    """The first frame and, for an animation (GIF, WebP), up to ``max_frames - 1`` evenly spaced later ones.
+
+    Frames are sampled by seeking, so a GIF with thousands of frames costs ``max_frames`` decodes, and
+    every frame passes the same pixel limit as a still.
+    """
+    if max_frames < 1:
+        raise InvalidInput(f"max_frames must be at least 1, not {max_frames}")
+    first = decode_image(data, max_pixels=max_pixels)  # all checks: header, size, first-frame decode
+    with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+        count = int(getattr(image, "n_frames", 1) or 1)
+        if count <= 1 or max_frames == 1:
+            return [first]
+        wanted = sorted({round(i * (count - 1) / (max_frames - 1)) for i in range(max_frames)} - {0})
+        frames = [first]
+        for index in wanted[: max_frames - 1]:
+            try:
+                image.seek(index)
+                image.load()
+            except (OSError, SyntaxError, ValueError, EOFError) as exc:
+                logger.warning("animation frame %d of %d unreadable (%s); keeping %d frames", index, count, exc, len(frames))
+                break  # a truncated animation still has its readable frames
+            frames.append(_to_rgb(image.copy()))
+        return frames
+
+
+def frame_count(data: bytes) -> int:
+    """How many frames the image declares (1 for a still); 0 when the header cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+            return int(getattr(image, "n_frames", 1) or 1)
+    except Exception:  # noqa: BLE001 - callers only report this number
+        return 0
 
 
 def _check_size(size: int, max_bytes: int, what: str) -> None:

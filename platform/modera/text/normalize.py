@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-__all__ = ["NormalizedText", "normalize"]
+__all__ = ["NormalizedText", "describe_emoji", "normalize"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ _ZALGO_MARK_RE = re.compile(f"[{_ZALGO_MARKS}]")
 # The base character is captured too: NFKC may have composed it with the
 # first marks of the stack ("z" + acute -> "ź"), and those count and go as well.
 _MARK_RUN_RE = re.compile(f"(?s)([^{_ZALGO_MARKS}])?([{_ZALGO_MARKS}]+)")
+# England, Scotland, Wales: black flag + tag letters (region code) + cancel tag.
+_TAG_FLAG_RE = re.compile("\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{2,6}\U000e007f")
 _MULTI_SPACE_RE = re.compile(r"\s{2,}")
 _SPACE_RE = re.compile(r"\s")
 
@@ -97,6 +99,7 @@ _ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
 
 _LEET_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
 _LEET_SYMBOLS = {"@": "a", "$": "s", "!": "i", "|": "l", "+": "t"}
+_KEYCAP_PARTS = frozenset("\ufe0f\u20e3")
 _LEET_CHARS = frozenset(_LEET_DIGITS) | frozenset(_LEET_SYMBOLS)
 _LETTERISH = frozenset(string.ascii_letters) | frozenset(_LEET_DIGITS)
 _TOKEN_RE = re.compile(r"[^\s\x00]+")
@@ -150,7 +153,7 @@ _SPACED_RE = re.compile(
 )
 
 
-def normalize(text: str, vocabulary: Collection[str] | None = None) -> NormalizedText:
+def normalize(text: str, vocabulary: Collection[str] | None = None, *, emoji_names: bool = False) -> NormalizedText:
     """Undo the common evasions in ``text``, keeping the original alongside.
 
     Args:
@@ -161,6 +164,12 @@ def normalize(text: str, vocabulary: Collection[str] | None = None) -> Normalize
             ("stuupid" -> "stupid"); without it the "repeats" step only caps
             letter runs at two, since only a word list says that "good"
             keeps both o's and "stupid" needs one u.
+        emoji_names: Replace emoji with their names as the last step
+            ("💩" -> ":pile of poo:"), so their meaning survives tokenizers
+            that map emoji to [UNK] (MiniLM's does). Off by default: emoji
+            are kept exactly as sent. Switching it on changes what a model
+            sees, so training and serving must switch together (a model
+            trained without names flips decisions on an appended "🙂").
 
     Returns:
         The original, the normalised text and the names of the steps that
@@ -174,6 +183,7 @@ def normalize(text: str, vocabulary: Collection[str] | None = None) -> Normalize
         ("leetspeak", lambda t: _decode_leetspeak(t, vocabulary)),
         ("repeats", lambda t: _collapse_repeats(t, vocabulary)),
         ("spacing", lambda t: _join_spaced_letters(t, vocabulary)),
+        *((("emoji", describe_emoji),) if emoji_names else ()),
     )
     current = text
     for name, step in pipeline:
@@ -203,14 +213,30 @@ def _strip_invisible(text: str) -> str:
     Zero-width characters split a word for a keyword filter or a tokenizer
     while rendering identically, so they go; the ZWJ and variation selectors
     that build emoji stay, because emoji carry meaning the classifier uses.
+    Tag characters are invisible too and go, except inside a well-formed
+    subdivision flag (black flag, 2-6 tag letters or digits, cancel tag).
     """
     if _JOINER_RE.search(text):
         text = _JOINER_RE.sub(_keep_emoji_joiner, text)
-    text = text.translate(_removal_table(text))
+    table = _removal_table(text)
+    if table and "\U0001f3f4" in text:
+        text = _translate_outside(text, _TAG_FLAG_RE, table)
+    else:
+        text = text.translate(table)
     text = _MARK_RUN_RE.sub(_strip_zalgo, text)
     text = text.strip()
     text = _MULTI_SPACE_RE.sub(_HARD_SPACE, text)
     return _SPACE_RE.sub(" ", text)
+
+
+def _translate_outside(text: str, keep: re.Pattern[str], table: dict[int, str | None]) -> str:
+    """``text.translate(table)`` except inside the matches of ``keep``."""
+    pieces, last = [], 0
+    for match in keep.finditer(text):
+        pieces += [text[last : match.start()].translate(table), match.group()]
+        last = match.end()
+    pieces.append(text[last:].translate(table))
+    return "".join(pieces)
 
 
 def _strip_zalgo(match: re.Match[str]) -> str:
@@ -340,7 +366,9 @@ def _decode_core(core: str) -> str:
     index = 0
     while index < size:
         char = chars[index]
-        if char in _LEET_DIGITS:
+        if char in _LEET_DIGITS and core[index + 1 : index + 2] in _KEYCAP_PARTS:
+            pass  # a keycap emoji ("1️⃣"), not a letter
+        elif char in _LEET_DIGITS:
             chars[index] = _LEET_DIGITS[char]
         elif char == "$":
             end = index
@@ -463,3 +491,81 @@ def _continues_with_fragment(match: re.Match[str]) -> bool:
     linked_after = len(after) == 2 and after[0] == sep and after[1].isalnum()
     linked_before = len(before) == 2 and before[1] == sep and before[0].isalnum()
     return linked_after or linked_before
+
+
+# --------------------------------------------------------------------- emoji
+
+# One emoji: a pictograph (or a pair of regional indicators, a flag), then an
+# optional presentation selector, skin-tone modifier and tag sequence
+# (subdivision flags); ZWJ glues several into one ("family", "rainbow flag").
+_PICTOGRAPH = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
+_EMOJI_UNIT = (
+    f"(?:[\U0001f1e6-\U0001f1ff]{{2}}|[{_PICTOGRAPH}])"
+    "[\ufe0e\ufe0f]?[\U0001f3fb-\U0001f3ff]?[\U000e0020-\U000e007f]*"
+)
+_EMOJI_RE = re.compile(f"{_EMOJI_UNIT}(?:\u200d{_EMOJI_UNIT})*")
+_MAX_SAME_EMOJI = 3  # "💩💩💩💩💩💩" says no more than three of them
+
+
+def describe_emoji(text: str) -> str:
+    """Replace each emoji with its Unicode name between colons: "💩" -> ":pile of poo:".
+
+    Sub-word vocabularies of English encoders have almost no emoji, so the
+    tokenizer turns them into ``[UNK]`` and their meaning is lost; their names
+    are ordinary words the encoder knows. Skin tones and presentation
+    selectors are dropped (the name carries the meaning), a ZWJ sequence
+    becomes the names of its parts, a flag its region code (":flag UA:", a
+    subdivision flag ":flag gbsct:"), and a run of one emoji is capped at three.
+    """
+    if not _EMOJI_RE.search(text):
+        return text
+    out: list[str] = []
+    last, previous, repeats = 0, None, 0
+    for match in _EMOJI_RE.finditer(text):
+        sequence = match.group()
+        repeats = repeats + 1 if sequence == previous and match.start() == last else 1
+        previous = sequence
+        out.append(text[last : match.start()])
+        last = match.end()
+        if repeats > _MAX_SAME_EMOJI:
+            continue
+        name = _emoji_name(sequence)
+        before = "".join(out)[-1:]
+        out.append(("" if not before or before.isspace() else " ") + name)
+        after = text[last : last + 1]
+        if after and not after.isspace() and not _EMOJI_RE.match(text, last):
+            out.append(" ")
+    out.append(text[last:])
+    return "".join(out)
+
+
+# Unicode names that are obscure or misleading, replaced by the common (CLDR)
+# short names of emoji that matter to moderation.
+_EMOJI_NAMES = {
+    "\U0001f52a": "kitchen knife", "\u2764": "red heart", "\U0001f44d": "thumbs up",
+    "\U0001f44e": "thumbs down", "\U0001f595": "middle finger", "\U0001f346": "eggplant",
+    "\U0001f4a6": "sweat droplets", "\U0001f351": "peach", "\U0001f52b": "pistol",
+    "\U0001f602": "face with tears of joy", "\U0001f92c": "face with symbols on mouth",
+    "\U0001f480": "skull", "\u2620": "skull and crossbones", "\U0001f574": "man in suit levitating",
+    "\U0001f44c": "ok hand",
+}  # fmt: skip
+
+
+def _emoji_name(sequence: str) -> str:
+    parts = []
+    for char in sequence:
+        code = ord(char)
+        if char in "\u200d\ufe0e\ufe0f" or 0x1F3FB <= code <= 0x1F3FF or code == 0xE007F:
+            continue
+        if 0x1F1E6 <= code <= 0x1F1FF:
+            parts.append(chr(code - 0x1F1E6 + ord("A")))
+            continue
+        if 0xE0030 <= code <= 0xE007A:  # a subdivision flag's tag letters
+            parts.append(chr(code - 0xE0000))
+            continue
+        parts.append(_EMOJI_NAMES.get(char) or unicodedata.name(char, "emoji").lower())
+    if all(len(p) == 1 and p.isupper() for p in parts):  # regional indicators
+        return f":flag {''.join(parts)}:"
+    if parts[0] == "waving black flag" and len(parts) > 1 and all(len(p) == 1 for p in parts[1:]):
+        return f":flag {''.join(parts[1:])}:"  # subdivision flag: the tag letters name it
+    return f":{' '.join(parts)}:"

@@ -1,0 +1,235 @@
+"""Image requests: multipart uploads or base64 JSON, checked against limits, decoded into ImageContent.
+
+Three request shapes, the same items from each:
+
+- ``multipart/form-data``: one or more file fields named ``image`` (``file`` and ``images`` are
+  accepted too), optional ``text`` fields (one for all images or one per image), optional ``id``
+  fields, optional ``explain`` (comma-separated category names, or ``all``).
+- ``application/json``: ``{"image": "<base64>", "text": ..., "id": ..., "explain": [...]}`` or
+  ``{"images": [{"image": "<base64>", "text": ..., "id": ...}, ...], "explain": [...]}``. Base64 may be
+  a ``data:image/...;base64,`` URL.
+- ``image/*``: the body is one image (``curl --data-binary @cat.png -H 'content-type: image/png'``).
+
+The body size is checked while reading, the item count and per-image byte size before decoding, the
+pixel count from each header before decoding (decompression bombs), and animated GIFs are decoded
+only at the sampled frames. Every problem is a typed error whose message names the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modera.api.body import parse_json_body, read_body
+from modera.errors import InvalidInput, PayloadTooLarge, SchemaError, UnsupportedMediaType
+from modera.media.images import decode_frames
+from modera.schemas import ImageContent
+
+FILE_FIELDS = ("image", "images", "file")
+EXPLAIN_ALL = "all"
+
+
+class ImageLimits(BaseModel):
+    """Per-request limits of an image endpoint; configurable per deployment."""
+
+    max_body_bytes: int = Field(default=30_000_000, ge=1)
+    max_image_bytes: int = Field(default=20_000_000, ge=1)
+    max_pixels: int = Field(default=40_000_000, ge=1)
+    max_items: int = Field(default=16, ge=1)
+    max_text_chars: int = Field(default=1_000, ge=1)
+    max_frames: int = Field(default=4, ge=1, le=64, description="Frames sampled from an animated GIF/WebP.")
+    max_explained_items: int = Field(default=4, ge=0, description="Items per request that may ask for explanations.")
+
+
+class ImageItemJSON(BaseModel):
+    """One image in a JSON request."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    image: str = Field(description="Base64 bytes of a JPEG, PNG, WebP or GIF, or a data: URL.")
+    text: str | None = Field(default=None, description="Short text that goes with the image: caption, code, name.")
+    id: str | None = Field(default=None, max_length=256)
+
+
+class ImageRequestJSON(BaseModel):
+    """Either ``image`` (one) or ``images`` (a list of objects)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    image: str | None = None
+    text: str | None = None
+    id: str | None = Field(default=None, max_length=256)
+    images: list[ImageItemJSON] | None = None
+    explain: list[str] | bool | None = Field(
+        default=None, description="Categories to explain (occlusion heatmap and top regions), or true for the top one."
+    )
+
+
+@dataclass
+class ImageRequest:
+    """Decoded items and per-request options."""
+
+    items: list[ImageContent]
+    explain: list[str] = field(default_factory=list)  # category names, or [EXPLAIN_ALL] for the top category
+
+
+@dataclass
+class _RawItem:
+    data: bytes
+    where: str
+    text: str | None = None
+    id: str | None = None
+
+
+async def read_image_request(request, limits: ImageLimits) -> ImageRequest:
+    """Read, validate and decode an image request (decoding runs off the event loop)."""
+    body = await read_body(request, limits.max_body_bytes)
+    content_type = request.headers.get("content-type") or ""
+    media = content_type.split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        raws, explain = await _parse_multipart(body, request.headers, limits)
+    elif media.startswith("image/"):
+        if not body:
+            raise InvalidInput("request body is empty; send the image bytes")
+        raws, explain = [_RawItem(body, "the image body")], []
+    elif media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"content type {media!r} is not supported; send multipart/form-data, application/json or image/*"
+        )
+    else:
+        raws, explain = _parse_json(body, content_type, limits)
+    if explain and len(raws) > limits.max_explained_items:
+        raise PayloadTooLarge(
+            f"explanations were asked for {len(raws)} images; the limit is {limits.max_explained_items} per request"
+        )
+    items = await asyncio.to_thread(decode_items, raws, limits)
+    return ImageRequest(items=items, explain=explain)
+
+
+def decode_items(raws: list[_RawItem], limits: ImageLimits) -> list[ImageContent]:
+    """Raw bytes -> ImageContent, in order; the first failing item's error names it."""
+    items = []
+    for raw in raws:
+        if len(raw.data) > limits.max_image_bytes:
+            raise PayloadTooLarge(f"{raw.where} is {len(raw.data):,} bytes, over the limit of {limits.max_image_bytes:,}")
+        if raw.text is not None and len(raw.text) > limits.max_text_chars:
+            raise PayloadTooLarge(f"the text of {raw.where} has {len(raw.text)} characters; the limit is {limits.max_text_chars}")
+        try:
+            frames = decode_frames(raw.data, max_pixels=limits.max_pixels, max_frames=limits.max_frames)
+        except InvalidInput as exc:
+            raise type(exc)(f"{raw.where}: {exc}") from None
+        items.append(ImageContent(id=raw.id, image=frames[0], frames=tuple(frames[1:]), text=raw.text))
+    return items
+
+
+def _parse_json(body: bytes, content_type: str, limits: ImageLimits) -> tuple[list[_RawItem], list[str]]:
+    from pydantic import ValidationError
+
+    from modera.api.errors import describe_validation
+
+    data = parse_json_body(body, content_type)
+    if not isinstance(data, dict):
+        raise SchemaError(f"request body must be a JSON object, got {type(data).__name__}")
+    images = data.get("images")
+    if isinstance(images, list) and len(images) > limits.max_items:
+        raise PayloadTooLarge(f"'images' has {len(images)} items; the limit is {limits.max_items}")
+    try:
+        req = ImageRequestJSON.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaError(describe_validation(exc.errors())) from None
+    if (req.image is None) == (req.images is None):
+        raise SchemaError("send exactly one of 'image' (a base64 string) or 'images' (a list of {image, text, id})")
+    if req.images is not None:
+        if not req.images:
+            raise SchemaError("'images' is empty; send at least one image")
+        if req.text is not None or req.id is not None:
+            raise SchemaError("with 'images', put 'text' and 'id' inside each item")
+        raws = [_RawItem(_b64(it.image, f"images[{i}].image", limits), f"images[{i}]", it.text, it.id)
+                for i, it in enumerate(req.images)]
+    else:
+        raws = [_RawItem(_b64(req.image, "image", limits), "image", req.text, req.id)]
+    explain = req.explain
+    if explain is True:
+        names = [EXPLAIN_ALL]
+    elif not explain:
+        names = []
+    else:
+        names = [str(n) for n in explain]
+    return raws, names
+
+
+def _b64(value: str, where: str, limits: ImageLimits) -> bytes:
+    if value.startswith("data:"):
+        header, _, value = value.partition(",")
+        if ";base64" not in header:
+            raise InvalidInput(f"{where}: data URLs must be base64-encoded (data:image/png;base64,...)")
+    # 4 base64 characters carry 3 bytes: refuse before decoding what cannot fit.
+    if len(value) * 3 // 4 > limits.max_image_bytes + 3:
+        raise PayloadTooLarge(f"{where} decodes to more than the limit of {limits.max_image_bytes:,} bytes")
+    try:
+        data = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{where} is not valid base64 ({exc})") from None
+    if not data:
+        raise InvalidInput(f"{where} is empty")
+    return data
+
+
+async def _parse_multipart(body: bytes, headers, limits: ImageLimits) -> tuple[list[_RawItem], list[str]]:
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def stream():
+        yield body
+
+    parser = MultiPartParser(headers, stream(), max_files=limits.max_items, max_fields=3 * limits.max_items + 8,
+                             max_part_size=max(limits.max_text_chars * 4, 1024))
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
+    except (ValueError, KeyError) as exc:
+        raise InvalidInput(f"malformed multipart body: {exc}") from None
+    try:
+        files: list[tuple[str, UploadFile]] = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+        unknown = sorted({k for k, _ in files if k not in FILE_FIELDS})
+        if unknown:
+            raise SchemaError(f"unexpected file field(s) {unknown}; send images in fields named 'image'")
+        strings = {k: [v for kk, v in form.multi_items() if kk == k and isinstance(v, str)] for k in ("text", "id", "explain")}
+        extra = sorted({k for k, v in form.multi_items() if isinstance(v, str) and k not in strings})
+        if extra:
+            raise SchemaError(f"unexpected form field(s) {extra}; the form takes image, text, id and explain")
+        if not files:
+            raise SchemaError("no image in the form; send the file in a field named 'image'")
+        if len(files) > limits.max_items:
+            raise PayloadTooLarge(f"the form has {len(files)} images; the limit is {limits.max_items}")
+        texts, ids = _per_image(strings["text"], len(files), "text"), _per_image(strings["id"], len(files), "id")
+        raws = []
+        for i, (name, upload) in enumerate(files):
+            data = await upload.read(limits.max_image_bytes + 1)
+            label = upload.filename or name
+            raws.append(_RawItem(data, f"image {i} ({label!r})", texts[i], ids[i]))
+        explain = [n.strip() for v in strings["explain"] for n in v.split(",") if n.strip()]
+        if any(n.lower() in ("true", "1", "yes") for n in explain):
+            explain = [EXPLAIN_ALL]
+        return raws, explain
+    finally:
+        await form.close()
+
+
+def _per_image(values: list[str], n: int, name: str) -> list[str | None]:
+    if not values:
+        return [None] * n
+    if len(values) == 1:
+        return values * n if name == "text" else (values if n == 1 else _mismatch(name, 1, n))
+    if len(values) != n:
+        _mismatch(name, len(values), n)
+    return list(values)
+
+
+def _mismatch(name: str, got: int, n: int) -> list:
+    raise SchemaError(f"the form has {got} '{name}' field(s) for {n} image(s); send one per image")
