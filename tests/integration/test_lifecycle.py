@@ -32,7 +32,8 @@ def worse(settings, seed_path, trained, data_dir):
     frame[labels] = frame[labels].to_numpy()[np.random.default_rng(0).permutation(len(frame))]
     path = data_dir / "shuffled.parquet"
     frame.to_parquet(path, index=False)
-    cfg = TextTrainConfig(data=[str(path)], epochs=1, batch_size=16, max_length=48, learning_rate=1e-4)
+    cfg = TextTrainConfig(data=[str(path)], epochs=1, max_steps_per_epoch=6, batch_size=16, max_length=48,
+                          learning_rate=1e-4)
     ref, report = train_register_gate(cfg, settings)
     return {"ref": ref, "report": report}
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from modera import registry
 from modera.media.images import load_image
 from modera.models.vision_model import load_vision_bundle
-from modera.synthetic.emotes import LABELS, emote_taxonomy_path, make_emote_set
+from modera.synthetic.emotes import LABELS, make_emote_set
 from modera.training.vision import fit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -67,18 +64,3 @@ def test_rerun_with_same_name_resumes_instead_of_retraining(vision_trained, sett
     assert sorted(settings.train_storage_path.iterdir()) == before, "a rerun must reuse the run folder"
     epochs = list(range(vision_trained["cfg"].epochs))
     assert [int(row["epoch"]) for row in outcome.history] == epochs, "no epoch may be trained twice"
-
-
-def test_train_vision_runs_as_a_ray_job(ray_head, settings, emote_path, repo_root):
-    from tests.integration.conftest import RAY, ray_cli_env
-    from tests.integration.test_jobs import submit
-
-    runtime_env = {"env_vars": {"MODERA_DATA_DIR": str(settings.resolved_data_dir), "HF_HUB_OFFLINE": "1"}}
-    cmd = [RAY, "job", "submit", "--working-dir", str(repo_root), "--runtime-env-json", json.dumps(runtime_env), "--",
-           sys.executable, "-m", "pipelines.train_vision", "--data", str(emote_path), "--taxonomy",
-           str(emote_taxonomy_path()), "--image-size", "64", "--epochs", "1", "--max-steps-per-epoch", "2",
-           "--model-name", "modera-vision-job"]
-    done: subprocess.CompletedProcess = submit(cmd, ray_cli_env(ray_head), repo_root, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "registered modera-vision-job version 1" in done.stdout
-    assert MlflowClient().get_model_version("modera-vision-job", "1").status == "READY"
