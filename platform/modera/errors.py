@@ -61,6 +61,12 @@ class ModelNotFound(ModeraError):
     code = "model_not_found"
 
 
+class NotFound(ModeraError):
+    """A named record (a bank, a bank item) does not exist (HTTP 404)."""
+
+    code = "not_found"
+
+
 class WeightsMismatch(ModeraError):
     """A packaged weight file's SHA-256 is not the pinned one."""
 
