@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modera.errors import InvalidInput, NotReady
-from modera.schemas import Content, ModelRef, Result
+from modera.schemas import CategoryResult, Content, ModelRef, Result
 
 
 class Analyzer(ABC):
@@ -65,3 +65,9 @@ def fetch_model(model_uri: str, cache_dir: Path | None, who: str) -> tuple[Model
         return registry.download(model_uri, cache_dir)
     path = Path(model_uri)
     return ModelRef(name=path.name, version="local", uri=str(path)), path
+
+
+def category_results(taxonomy, scores) -> dict[str, CategoryResult]:
+    """One CategoryResult per taxonomy category: the score (6 decimals) and its severity band."""
+    return {c.name: CategoryResult(score=round(float(s), 6), severity=c.severity(float(s)))
+            for c, s in zip(taxonomy.categories, scores)}

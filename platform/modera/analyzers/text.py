@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modera.analyzers.base import Analyzer, fetch_model
+from modera.analyzers.base import Analyzer, category_results, fetch_model
 from modera.models.text_classifier import TextModel, load_bundle
-from modera.schemas import CategoryResult, Content, EntityResult, ModelRef, Result, TextContent
+from modera.schemas import Content, EntityResult, ModelRef, Result, TextContent
 from modera.text.entities import extract_entities
 from modera.text.language import detect_language
 from modera.text.normalize import normalize
@@ -69,10 +69,7 @@ class TextAnalyzer(Analyzer):
         results = []
         for item, norm, row in zip(items, normalized, scores):
             language, confidence = detect_language(norm.normalized)
-            categories = {
-                c.name: CategoryResult(score=round(float(s), 6), severity=c.severity(float(s)))
-                for c, s in zip(taxonomy.categories, row)
-            }
+            categories = category_results(taxonomy, row)
             entities = [EntityResult(**vars(e)) for e in extract_entities(item.text)]
             results.append(
                 Result(

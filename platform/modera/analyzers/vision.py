@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from modera.analyzers.base import Analyzer, fetch_model
+from modera.analyzers.base import Analyzer, category_results, fetch_model
 from modera.errors import InvalidInput, NotReady
 from modera.models.vision_model import VisionModel, load_vision_bundle
-from modera.schemas import CategoryResult, Content, Explanation, ImageContent, ModelRef, Result
+from modera.schemas import Content, Explanation, ImageContent, ModelRef, Result
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +96,7 @@ class VisionAnalyzer(Analyzer):
         for i, item in enumerate(items):
             rows = owner_arr == i
             best = scores[rows].max(axis=0)
-            categories = {
-                c.name: CategoryResult(score=round(float(s), 6), severity=c.severity(float(s)))
-                for c, s in zip(loaded.model.taxonomy.categories, best)
-            }
+            categories = category_results(loaded.model.taxonomy, best)
             signals = {"open_nsfw": round(float(nsfw[rows].max()), 6)} if nsfw is not None else {}
             results.append(Result(item_id=item.id, modality="image", categories=categories, model=loaded.ref,
                                   signals=signals, frames_scored=int(rows.sum())))

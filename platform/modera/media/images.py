@@ -133,15 +133,6 @@ def decode_frames(data: bytes, *, max_pixels: int = MAX_PIXELS, max_frames: int 
         return frames
 
 
-def frame_count(data: bytes) -> int:
-    """How many frames the image declares (1 for a still); 0 when the header cannot be read."""
-    try:
-        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-            return int(getattr(image, "n_frames", 1) or 1)
-    except Exception:  # noqa: BLE001 - callers only report this number
-        return 0
-
-
 def _check_size(size: int, max_bytes: int, what: str) -> None:
     if size > max_bytes:
         raise PayloadTooLarge(f"{what} is {size:,} bytes, over the limit of {max_bytes:,}")
