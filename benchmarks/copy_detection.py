@@ -186,22 +186,46 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--target-fpr", type=float, default=0.001)
     p.add_argument("--batch", type=int, default=32, help="queries per matcher.match call")
     p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ",".join(FAMILIES))
+    p.add_argument("--encoders", default="packaged,packaged-fast",
+                   help="comma-separated embedding encoders to compare (modera.matching.embedding.load_encoder specs: "
+                   "packaged, packaged-fast, a copy-encoder bundle folder, models:/...)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
     families = [f for f in args.families.split(",") if f]
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         sys.exit(f"unknown families {unknown}")
+    ids, photos = load_photos(args.data_dir)
+    reports = {}
+    for spec in [e for e in args.encoders.split(",") if e]:
+        print(f"\n=== encoder {spec} ===", flush=True)
+        reports[spec] = evaluate(spec, args, families, ids, photos)
+    print("\nsummary (test half): recall over all copies, worst family, FPR on test negatives, throughput vs PDQ")
+    print(f"{'encoder':<40} {'recall':>7} {'worst':>7} {'FPR':>7} {'img/s':>7} {'ratio':>6}  goal")
+    for spec, r in reports.items():
+        fam = r["families"].values()
+        worst = min(f["matcher_recall"] for f in fam)
+        print(f"{spec[-40:]:<40} {r['all']['matcher_recall']:>7.3f} {worst:>7.3f} {r['negatives']['matcher_fpr']:>7.4f} "
+              f"{r['all']['matcher_images_per_s']:>7.1f} {r['all']['throughput_ratio']:>6.2f}  "
+              f"{'MET' if r['goal_met'] else 'not met'}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "encoders": reports},
+                                       indent=2, default=float))
+        print(f"wrote {args.out}")
+    return reports
+
+
+def evaluate(spec: str, args, families: list[str], ids: list[str], photos: list[Image.Image]) -> dict:
+    """Calibrate and test the matcher with one embedding encoder; prints its table, returns its report."""
+    from modera.matching.embedding import EmbeddingSignal, load_encoder
 
     started = time.perf_counter()
-    ids, photos = load_photos(args.data_dir)
-    from modera.matching.embedding import EmbeddingSignal
-
-    signal = EmbeddingSignal(batch_size=args.batch)
+    signal = EmbeddingSignal(load_encoder(spec), batch_size=args.batch)
     matcher = TwoStageMatcher.from_images(ids, photos, MatcherThresholds(), signal)
     signal.embed(photos[:2])  # warm-up
-    print(f"{len(ids)} known items; encoder {signal.encoder.name if hasattr(signal.encoder, 'name') else ''} "
-          f"dim {signal.dim}; setup {time.perf_counter() - started:.1f}s", flush=True)
+    print(f"{len(ids)} known items; encoder {signal.encoder.name} dim {signal.dim}; "
+          f"setup {time.perf_counter() - started:.1f}s", flush=True)
 
     specs = positive_specs(families, args.queries_per_family, len(ids))
     neg_seeds = list(range(args.distractors))
@@ -303,6 +327,9 @@ def main(argv: list[str] | None = None) -> dict:
     total_n = sum(r["n"] for r in all_rows)
     pdq_t = sum(r["n"] / r["pdq_images_per_s"] for r in all_rows)
     m_t = sum(r["n"] / r["matcher_images_per_s"] for r in all_rows)
+    overall = {"n": total_n, "pdq_recall": sum(r["pdq_recall"] * r["n"] for r in all_rows) / total_n,
+               "matcher_recall": sum(r["matcher_recall"] * r["n"] for r in all_rows) / total_n,
+               "pdq_images_per_s": total_n / pdq_t, "matcher_images_per_s": total_n / m_t, "throughput_ratio": pdq_t / m_t}
     print(
         f"{'all copies':<11} {total_n:>4} {sum(r['pdq_recall'] * r['n'] for r in all_rows) / total_n:>8.3f} "
         f"{sum(r['matcher_recall'] * r['n'] for r in all_rows) / total_n:>9.3f} {'':>7} {total_n / pdq_t:>9.1f} "
@@ -316,8 +343,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"\ngoal (matcher recall >= {GOAL_RECALL} on every family at >= {GOAL_THROUGHPUT_RATIO}x PDQ's throughput): "
         f"{'MET' if goal_ok else 'NOT MET'}; total {time.perf_counter() - started:.0f}s"
     )
-    report = {
-        "args": {k: str(v) for k, v in vars(args).items()},
+    return {
+        "encoder": signal.encoder.name,
         "known_items": len(ids),
         "calibration": {
             "n_copies": len(cal_pos),
@@ -332,15 +359,11 @@ def main(argv: list[str] | None = None) -> dict:
             "matcher_recall_any_item": cal.combined_recall,
         },
         "families": per_family,
+        "all": overall,
         "negatives": negatives,
         "goal_met": bool(goal_ok),
         "seconds": time.perf_counter() - started,
     }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=float))
-        print(f"wrote {args.out}")
-    return report
 
 
 if __name__ == "__main__":

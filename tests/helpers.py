@@ -41,3 +41,23 @@ def pattern(seed: int, size: int = 224) -> Image.Image:
         shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
         shape((x0, y0, x0 + w, y0 + h), fill=fill)
     return image
+
+
+def write_video(path, frames, fps: int = 10, codec: str = "libx264", *, crf: int | None = None):
+    """Encode RGB frames (PIL images or uint8 arrays, all one size) as a video file with PyAV; returns path."""
+    import av
+
+    arrays = [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f, dtype=np.uint8) for f in frames]
+    height, width = arrays[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
+        if crf is not None:
+            stream.options = {"crf": str(crf)}
+        for array in arrays:
+            frame = av.VideoFrame.from_ndarray(array[: stream.height, : stream.width], format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

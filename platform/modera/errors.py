@@ -37,6 +37,12 @@ class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
 
 
+class Conflict(InvalidInput):
+    """The request clashes with what exists (a name or id already taken)."""
+
+    code = "conflict"
+
+
 class NotReady(ModeraError):
     """No model is loaded yet, or a dependency is still starting (HTTP 503)."""
 

@@ -86,20 +86,28 @@ def store(settings):
 
 
 @pytest.fixture(scope="session")
-def text_url(settings, trained):
+def serve_base(settings):
+    """Serve's HTTP proxy on a free port of 127.0.0.1 (every app test deploys behind it); its base URL."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+@pytest.fixture(scope="session")
+def text_url(settings, trained, serve_base):
     from ray import serve
 
     from serve_apps.text_app import TextAppArgs, build_app
 
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     args = TextAppArgs(model_uri=f"models:/{settings.text_model_name}@champion", max_replicas=1, poll_interval_s=1.0,
                        limits={"max_body_bytes": 200_000, "max_text_chars": 2_000, "max_items": 16})
     serve.run(build_app(args), name="text", route_prefix="/v1/text")
-    url = f"http://127.0.0.1:{port}/v1/text"
+    url = f"{serve_base}/v1/text"
     wait_healthy(url)
-    yield url
-    serve.shutdown()
+    return url
 
 
 @pytest.fixture(scope="session")

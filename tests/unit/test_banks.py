@@ -50,7 +50,7 @@ def test_banks_are_created_listed_and_validated(engine):
         banks.create_bank(engine, "known_fp")
     with pytest.raises(NotFound) as missing:
         banks.get_bank(engine, "nope")
-    assert status_for(missing.value) == 404 and status_for(banks.AlreadyExists("x")) == 400
+    assert status_for(missing.value) == 404 and status_for(banks.AlreadyExists("x")) == 409
     updated = banks.update_thresholds(engine, "csam-hashes", {"embedding": 0.8})
     assert updated.thresholds == {"pdq": 31, "embedding": 0.8}
     assert banks.update_thresholds(engine, "csam-hashes", {"pdq": None}).thresholds == {"embedding": 0.8}

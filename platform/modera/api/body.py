@@ -22,6 +22,20 @@ async def read_body(request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+async def parse_form(headers, stream, *, max_files: int, max_fields: int, max_part_size: int):
+    """A multipart form from an async byte stream (Starlette spools file parts to disk past 1 MiB); a malformed
+    body is an InvalidInput naming the problem. The caller closes the form."""
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    parser = MultiPartParser(headers, stream, max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+    try:
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
+    except (ValueError, KeyError) as exc:
+        raise InvalidInput(f"malformed multipart body: {exc}") from None
+
+
 def parse_json_body(body: bytes, content_type: str | None) -> Any:
     """Decode a JSON body strictly: empty, non-JSON, invalid UTF-8 and bad JSON each get their own message."""
     media = (content_type or "").split(";")[0].strip().lower()

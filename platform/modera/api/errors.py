@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from modera.errors import (
+    Conflict,
     InvalidInput,
     ModelNotFound,
     ModeraError,
@@ -24,6 +25,7 @@ _STATUS: tuple[tuple[type[ModeraError], int], ...] = (
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (SchemaError, 422),
+    (Conflict, 409),
     (InvalidInput, 400),
     (ModelNotFound, 404),
     (NotFound, 404),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modera.api.body import parse_json_body, read_body
+from modera.api.body import parse_form, parse_json_body, read_body
 from modera.errors import InvalidInput, PayloadTooLarge, SchemaError, UnsupportedMediaType
 from modera.media.images import decode_frames
 from modera.schemas import ImageContent
@@ -78,7 +78,8 @@ class ImageRequest:
 
 
 @dataclass
-class _RawItem:
+class RawImage:
+    """An image's bytes before decoding, and where it came from (for error messages)."""
     data: bytes
     where: str
     text: str | None = None
@@ -95,7 +96,7 @@ async def read_image_request(request, limits: ImageLimits) -> ImageRequest:
     elif media.startswith("image/"):
         if not body:
             raise InvalidInput("request body is empty; send the image bytes")
-        raws, explain = [_RawItem(body, "the image body")], []
+        raws, explain = [RawImage(body, "the image body")], []
     elif media and media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaType(
             f"content type {media!r} is not supported; send multipart/form-data, application/json or image/*"
@@ -110,7 +111,7 @@ async def read_image_request(request, limits: ImageLimits) -> ImageRequest:
     return ImageRequest(items=items, explain=explain)
 
 
-def decode_items(raws: list[_RawItem], limits: ImageLimits) -> list[ImageContent]:
+def decode_items(raws: list[RawImage], limits: ImageLimits) -> list[ImageContent]:
     """Raw bytes -> ImageContent, in order; the first failing item's error names it."""
     items = []
     for raw in raws:
@@ -126,7 +127,7 @@ def decode_items(raws: list[_RawItem], limits: ImageLimits) -> list[ImageContent
     return items
 
 
-def _parse_json(body: bytes, content_type: str, limits: ImageLimits) -> tuple[list[_RawItem], list[str]]:
+def _parse_json(body: bytes, content_type: str, limits: ImageLimits) -> tuple[list[RawImage], list[str]]:
     from pydantic import ValidationError
 
     from modera.api.errors import describe_validation
@@ -148,10 +149,10 @@ def _parse_json(body: bytes, content_type: str, limits: ImageLimits) -> tuple[li
             raise SchemaError("'images' is empty; send at least one image")
         if req.text is not None or req.id is not None:
             raise SchemaError("with 'images', put 'text' and 'id' inside each item")
-        raws = [_RawItem(_b64(it.image, f"images[{i}].image", limits), f"images[{i}]", it.text, it.id)
+        raws = [RawImage(_b64(it.image, f"images[{i}].image", limits), f"images[{i}]", it.text, it.id)
                 for i, it in enumerate(req.images)]
     else:
-        raws = [_RawItem(_b64(req.image, "image", limits), "image", req.text, req.id)]
+        raws = [RawImage(_b64(req.image, "image", limits), "image", req.text, req.id)]
     explain = req.explain
     if explain is True:
         names = [EXPLAIN_ALL]
@@ -179,21 +180,14 @@ def _b64(value: str, where: str, limits: ImageLimits) -> bytes:
     return data
 
 
-async def _parse_multipart(body: bytes, headers, limits: ImageLimits) -> tuple[list[_RawItem], list[str]]:
+async def _parse_multipart(body: bytes, headers, limits: ImageLimits) -> tuple[list[RawImage], list[str]]:
     from starlette.datastructures import UploadFile
-    from starlette.formparsers import MultiPartException, MultiPartParser
 
     async def stream():
         yield body
 
-    parser = MultiPartParser(headers, stream(), max_files=limits.max_items, max_fields=3 * limits.max_items + 8,
-                             max_part_size=max(limits.max_text_chars * 4, 1024))
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
-    except (ValueError, KeyError) as exc:
-        raise InvalidInput(f"malformed multipart body: {exc}") from None
+    form = await parse_form(headers, stream(), max_files=limits.max_items, max_fields=3 * limits.max_items + 8,
+                            max_part_size=max(limits.max_text_chars * 4, 1024))
     try:
         files: list[tuple[str, UploadFile]] = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
         unknown = sorted({k for k, _ in files if k not in FILE_FIELDS})
@@ -212,7 +206,7 @@ async def _parse_multipart(body: bytes, headers, limits: ImageLimits) -> tuple[l
         for i, (name, upload) in enumerate(files):
             data = await upload.read(limits.max_image_bytes + 1)
             label = upload.filename or name
-            raws.append(_RawItem(data, f"image {i} ({label!r})", texts[i], ids[i]))
+            raws.append(RawImage(data, f"image {i} ({label!r})", texts[i], ids[i]))
         explain = [n.strip() for v in strings["explain"] for n in v.split(",") if n.strip()]
         if any(n.lower() in ("true", "1", "yes") for n in explain):
             explain = [EXPLAIN_ALL]

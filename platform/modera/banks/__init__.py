@@ -11,6 +11,7 @@ from modera.banks.store import (
     AlreadyExists,
     BankInfo,
     Item,
+    VideoFrames,
     add_item,
     changes_since,
     create_bank,
@@ -28,7 +29,7 @@ from modera.banks.store import (
 )
 
 __all__ = [
-    "KINDS", "SIGNALS", "STATUSES", "AlreadyExists", "BankInfo", "Item", "add_item", "changes_since", "create_bank",
+    "KINDS", "SIGNALS", "STATUSES", "AlreadyExists", "BankInfo", "Item", "VideoFrames", "add_item", "changes_since", "create_bank",
     "current_revision", "delete_bank", "disable_item", "enable_item", "get_bank", "get_item", "list_banks",
     "list_items", "remove_item", "update_item", "update_thresholds",
 ]

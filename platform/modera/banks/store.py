@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from modera.errors import InvalidInput, NotFound
+from modera.errors import Conflict, InvalidInput, NotFound
 from modera.store.tables import Bank, BankItem, BankRevision
 
 KINDS = ("block", "allow")  # allow: a negative bank of known false positives
@@ -33,8 +33,8 @@ _NAME = re.compile(r"[a-z0-9_-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class AlreadyExists(InvalidInput):
-    """A bank name or an item's external id within a bank is already taken."""
+class AlreadyExists(Conflict):
+    """A bank name or an item's external id within a bank is already taken (HTTP 409)."""
 
     code = "already_exists"
 
@@ -56,8 +56,23 @@ class BankInfo:
 
 
 @dataclass(frozen=True)
+class VideoFrames:
+    """A video item's signals: sampled frame times (seconds), each frame's PDQ hash and quality (None where the
+    frame gave no hash), their embeddings (float32[frames, dim], or None) and the video's duration."""
+
+    times: np.ndarray
+    pdq: list[tuple[str, int] | None]
+    embeddings: np.ndarray | None
+    duration: float
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclass(frozen=True)
 class Item:
-    """A snapshot of one bank item (also what ``changes_since`` returns)."""
+    """A snapshot of one bank item (also what ``changes_since`` returns). Images carry ``pdq_hex`` and/or
+    ``embedding``; videos (``media == "video"``) carry ``frames`` instead."""
 
     id: int
     bank_id: int
@@ -74,6 +89,8 @@ class Item:
     created_at: datetime
     updated_at: datetime
     removed_at: datetime | None
+    media: str = "image"
+    frames: VideoFrames | None = None
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -87,12 +104,23 @@ def _bank_info(row: Bank) -> BankInfo:
                     _utc(row.created_at), _utc(row.updated_at))
 
 
+def _frames(row: BankItem) -> VideoFrames | None:
+    if row.frames is None:
+        return None
+    times = np.asarray(row.frames["times"], dtype=np.float64)
+    embeddings = None
+    if row.frame_embeddings is not None:
+        embeddings = np.frombuffer(row.frame_embeddings, dtype=np.float32).reshape(len(times), -1).copy()
+    pdq = [None if p is None else (str(p[0]), int(p[1])) for p in row.frames["pdq"]]
+    return VideoFrames(times, pdq, embeddings, float(row.frames["duration"]))
+
+
 def _item(row: BankItem, bank_name: str) -> Item:
     embedding = None if row.embedding is None else np.frombuffer(row.embedding, dtype=np.float32).copy()
     return Item(row.id, row.bank_id, bank_name, row.external_id, row.status,
                 None if row.labels is None else list(row.labels), dict(row.provenance), row.pdq_hex, row.pdq_quality,
                 embedding, row.embedding_model, row.revision, _utc(row.created_at), _utc(row.updated_at),
-                _utc(row.removed_at))
+                _utc(row.removed_at), row.media or "image", _frames(row))
 
 
 # -- validation -------------------------------------------------------------------------------------------------
@@ -158,6 +186,44 @@ def validate_embedding(embedding) -> np.ndarray:
     if not np.any(array):
         raise InvalidInput("embedding is all zeros; it cannot match anything by cosine similarity")
     return array
+
+
+MAX_VIDEO_FRAMES = 10_000
+
+
+def validate_frames(frames: VideoFrames) -> VideoFrames:
+    """Times finite, non-negative and increasing, within the duration; one PDQ entry (or None) per frame;
+    embeddings finite, non-zero, one row per frame; at least one signal."""
+    if not isinstance(frames, VideoFrames):
+        raise InvalidInput(f"frames must be VideoFrames, got {type(frames).__name__}")
+    times = np.asarray(frames.times, dtype=np.float64)
+    n = len(times)
+    if times.ndim != 1 or not 1 <= n <= MAX_VIDEO_FRAMES:
+        raise InvalidInput(f"a video item needs 1-{MAX_VIDEO_FRAMES} frame times, got shape {times.shape}")
+    duration = float(frames.duration)
+    if not math.isfinite(duration) or duration <= 0:
+        raise InvalidInput(f"video duration must be a positive number of seconds, got {frames.duration!r}")
+    if not np.isfinite(times).all() or times.min() < 0 or np.any(np.diff(times) <= 0) or times.max() > duration + 1:
+        raise InvalidInput("frame times must be finite, non-negative, increasing and within the duration")
+    if len(frames.pdq) != n:
+        raise InvalidInput(f"{n} frame times but {len(frames.pdq)} frame PDQ entries")
+    pdq = []
+    for entry in frames.pdq:
+        if entry is None:
+            pdq.append(None)
+            continue
+        hex_, quality = entry
+        quality = _validate_quality(quality)
+        pdq.append((validate_pdq(hex_), 100 if quality is None else quality))
+    embeddings = None
+    if frames.embeddings is not None:
+        embeddings = np.asarray(frames.embeddings)
+        if embeddings.ndim != 2 or len(embeddings) != n:
+            raise InvalidInput(f"frame embeddings must be one row per frame ({n}), got shape {embeddings.shape}")
+        embeddings = np.stack([validate_embedding(row) for row in embeddings])
+    if embeddings is None and all(p is None for p in pdq):
+        raise InvalidInput("a video item needs frame embeddings or at least one frame PDQ hash")
+    return VideoFrames(times, pdq, embeddings, duration)
 
 
 def _validate_quality(quality) -> int | None:
@@ -289,12 +355,17 @@ def delete_bank(engine: Engine, name: str, *, force: bool = False) -> int:
 
 def add_item(engine: Engine, bank: str, external_id: str, *, pdq_hex: str | None = None,
              pdq_quality: int | None = None, embedding: np.ndarray | None = None, embedding_model: str | None = None,
-             labels: list[str] | None = None, provenance: dict | None = None) -> Item:
-    """Add one item (at least one signal). An id that was removed before is re-added with the new data; one
-    that is active or disabled is refused with ``AlreadyExists``."""
+             labels: list[str] | None = None, provenance: dict | None = None,
+             frames: VideoFrames | None = None) -> Item:
+    """Add one item: an image (``pdq_hex`` and/or ``embedding``) or a video (``frames``; ``embedding_model``
+    names the model of its frame embeddings). An id that was removed before is re-added with the new data;
+    one that is active or disabled is refused with ``AlreadyExists``."""
     _validate_external_id(external_id)
-    if pdq_hex is None and embedding is None:
-        raise InvalidInput(f"item {external_id!r} has no signal; give pdq_hex, embedding or both")
+    if frames is not None and (pdq_hex is not None or embedding is not None):
+        raise InvalidInput(f"item {external_id!r}: give frames (a video) or pdq_hex/embedding (an image), not both")
+    if pdq_hex is None and embedding is None and frames is None:
+        raise InvalidInput(f"item {external_id!r} has no signal; give pdq_hex, embedding or both (or video frames)")
+    video = None if frames is None else validate_frames(frames)
     pdq = None if pdq_hex is None else validate_pdq(pdq_hex)
     quality = _validate_quality(pdq_quality)
     if quality is not None and pdq is None:
@@ -322,7 +393,14 @@ def add_item(engine: Engine, bank: str, external_id: str, *, pdq_hex: str | None
         row.pdq_hex = pdq
         row.pdq_quality = quality
         row.embedding = None if vector is None else vector.tobytes()
-        row.embedding_model = embedding_model if vector is not None else None
+        has_embedding = vector is not None or (video is not None and video.embeddings is not None)
+        row.embedding_model = embedding_model if has_embedding else None
+        row.media = "image" if video is None else "video"
+        row.frames = None if video is None else {
+            "times": [float(t) for t in video.times], "duration": video.duration,
+            "pdq": [None if p is None else [p[0], p[1]] for p in video.pdq],
+        }
+        row.frame_embeddings = None if video is None or video.embeddings is None else video.embeddings.tobytes()
         row.revision = revision
         row.updated_at = now
         row.removed_at = None

@@ -9,18 +9,46 @@ FAISS wrapper, ``VectorIndex``, forced to an exact index so a bank match is neve
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from modera.errors import InvalidInput, NotReady
+from modera.errors import InvalidInput, ModelNotFound, NotReady
 from modera.vector_index import IndexParams, VectorIndex, normalize_rows
 
 if TYPE_CHECKING:
     from modera.models.image_encoder import ImageEncoder
 
 EXACT = IndexParams(kind="flat", use_gpu=False)
+PACKAGED = "packaged"  # ImageEncoder: EfficientNet-Lite0, resize 256 + centre crop 224
+PACKAGED_FAST = "packaged-fast"  # CopyEncoder: the same weights on the whole frame at 160 px, ~3x cheaper
+
+
+def load_encoder(spec: str, *, cache_dir: Path | None = None, device: str = "cpu"):
+    """The encoder a matcher embeds with: ``packaged``, ``packaged-fast``, a copy-encoder bundle folder (from
+    ``pipelines.train_copy_embedding``), or a registry URI such as ``models:/modera-copy-embedding@champion``.
+    Its ``name`` is recorded with every bank item, so items embedded by another model are never compared."""
+    from modera.models.copy_encoder import CONFIG_FILE, CopyEncoder
+
+    if spec == PACKAGED:
+        from modera.models.image_encoder import ImageEncoder
+
+        return ImageEncoder.from_packaged(device)
+    if spec == PACKAGED_FAST:
+        return CopyEncoder.from_packaged(device=device)
+    if spec.startswith("models:/"):
+        from modera.analyzers.base import fetch_model
+
+        _, folder = fetch_model(spec, cache_dir, "the copy-detection embedding")
+    else:
+        folder = Path(spec).expanduser()
+    found = sorted(folder.rglob(CONFIG_FILE)) if folder.is_dir() else []  # a bundle, or a downloaded pyfunc model
+    if found:
+        return CopyEncoder.load(found[0].parent, device=device)
+    raise ModelNotFound(f"{spec!r} is not {PACKAGED!r}, {PACKAGED_FAST!r}, a copy-encoder bundle folder or a "
+                        f"registered copy-embedding model ({folder} has no {CONFIG_FILE})")
 
 
 class EmbeddingSignal:

@@ -76,6 +76,10 @@ class BankItem(Base):
     pdq_quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32 bytes
     embedding_model: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    media: Mapped[str] = mapped_column(String(16), default="image")  # "image" or "video"
+    # video only: {"times": [s...], "pdq": [[hex, quality] | null...], "duration": s, "dim": d}
+    frames: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    frame_embeddings: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32 [frames, dim]
     revision: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
