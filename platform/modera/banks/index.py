@@ -253,19 +253,17 @@ class BankIndex:
         """Rows still in the FAISS index but no longer matched (dropped at the next compaction)."""
         return len(self._rows) - self._live_rows
 
-    def _threshold(self, bank: BankInfo, min_similarity: float | None = None) -> float:
-        if min_similarity is not None:
-            return float(min_similarity)
+    def _threshold(self, bank: BankInfo, override: float | None = None) -> float:
+        if override is not None:
+            return float(override)
         return bank.thresholds.get(self.signal, DEFAULT_THRESHOLDS[self.signal])
 
     def search(self, query, *, k: int | None = None, banks: list[str] | None = None,
-               min_similarity: float | None = None) -> list[Candidate]:
+               threshold: float | None = None) -> list[Candidate]:
         """Every live item within its own bank's threshold of ``query`` (a PDQ hex string or 32 bytes for
         ``pdq``; a 1-D vector for ``embedding``), best first; ``k`` caps the list, ``banks`` filters by name.
-        ``min_similarity`` (embedding only) replaces the banks' thresholds, e.g. for per-frame evidence that a
-        clip-level rule combines."""
-        if min_similarity is not None and self.signal != "embedding":
-            raise InvalidInput("min_similarity applies to the embedding index only")
+        ``threshold`` replaces the banks' thresholds (a max distance for pdq, a min cosine for embedding): per-
+        frame evidence that a clip-level rule combines, or every score for calibration."""
         if k is not None and k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}")
         if self._index is None or not self._by_item:
@@ -278,13 +276,13 @@ class BankIndex:
                     else np.asarray(query, dtype=np.uint8)
                 if vector.shape != (PDQ_BITS // 8,):
                     raise InvalidInput(f"a pdq query is 64 hex characters or 32 bytes, got shape {vector.shape}")
-            radius = max(int(self._threshold(b)) for b in self.banks.values()) + 1  # faiss: distance < radius
+            radius = max(int(self._threshold(b, threshold)) for b in self.banks.values()) + 1  # faiss: distance < radius
             lims, dists, ids = self._index.range_search(vector.reshape(1, -1), radius)
         else:
             vector = validate_embedding(query)
             if vector.shape[0] != self.dim:
                 raise InvalidInput(f"query embedding has dimension {vector.shape[0]}, the index {self.dim}")
-            radius = min(float(self._threshold(b, min_similarity)) for b in self.banks.values()) - 2 * _SIM_EPS  # faiss: sim > radius
+            radius = min(float(self._threshold(b, threshold)) for b in self.banks.values()) - 2 * _SIM_EPS  # faiss: sim > radius
             lims, dists, ids = self._index.range_search(normalize_rows(vector.reshape(1, -1)), radius)
         wanted = None if banks is None else set(banks)
         out = []
@@ -295,18 +293,18 @@ class BankIndex:
             bank = self.banks.get(row.bank_id)
             if bank is None or (wanted is not None and bank.name not in wanted):
                 continue
-            threshold = self._threshold(bank, min_similarity)
+            limit = self._threshold(bank, threshold)
             if self.signal == "pdq":
-                if value > threshold:
+                if value > limit:
                     continue
                 distance, similarity = int(value), None
             else:
-                if value < threshold - _SIM_EPS:
+                if value < limit - _SIM_EPS:
                     continue
                 distance, similarity = None, float(min(value, 1.0))
             labels = list(row.labels) if row.labels else list(bank.labels)
             out.append(Candidate(bank.name, bank.kind, row.external_id, labels, self.signal, distance, similarity,
-                                 threshold, row.media, row.time))
+                                 limit, row.media, row.time))
         if self.signal == "pdq":
             out.sort(key=lambda c: (c.distance, c.bank, c.external_id))
         else:

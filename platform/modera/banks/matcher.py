@@ -213,7 +213,7 @@ class BankMatcher:
         pairs: dict[tuple[str, str], list[FramePair]] = {}
         meta: dict[tuple[str, str], Candidate] = {}
         for t, vector in zip(times, embeddings):
-            for c in self.embedding.search(vector, banks=banks, min_similarity=params.frame_similarity):
+            for c in self.embedding.search(vector, banks=banks, threshold=params.frame_similarity):
                 if c.time is None:
                     continue
                 key = (c.bank, c.external_id)
