@@ -142,7 +142,7 @@ def _mosaic(rng: np.random.Generator) -> Image.Image:
 
 def distractor(seed: int) -> Image.Image:
     rng = np.random.default_rng([7, seed])
-    kind = seed % 4
+    kind = (seed // 2) % 4  # halves alternate by seed parity: each half gets every kind
     image = (_stripes_and_shapes, _noise_landscape, _text_card, _mosaic)[kind](rng)
     if rng.random() < 0.5:
         image = augment(image, sorted(FAMILIES)[int(rng.integers(0, len(FAMILIES)))], seed)

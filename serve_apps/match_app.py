@@ -39,6 +39,7 @@ from modera.api.image import ImageLimits
 from modera.api.match import read_json, read_upload
 from modera.banks import store as banks
 from modera.errors import InvalidInput, NotReady, SchemaError
+from modera.matching.video import ClipParams
 from modera.media.video import VideoLimits, sample_frames
 from modera.settings import load_settings
 
@@ -62,6 +63,10 @@ class MatchAppArgs(BaseModel):
     max_concurrent_rebuilds: int = Field(default=1, ge=1)
     rebuild_wait_s: float = Field(default=120.0, ge=0, description="how long a new replica waits for a lease")
     video_fps: float = Field(default=1.0, gt=0, le=30, description="frames sampled per second of video")
+    clip_frame_similarity: float = Field(default=0.65, ge=-1, le=1, description="cosine a frame pair needs to "
+                                         "vote in clip matching (modera.matching.video.ClipParams)")
+    clip_min_frames: int = Field(default=3, ge=1)
+    clip_min_coverage: float = Field(default=0.5, ge=0, le=1)
     max_item_frames: int = Field(default=600, ge=1, le=10_000, description="frames kept per video bank item "
                                  "(a longer video is sampled more sparsely); queries use video_limits.max_frames")
     min_replicas: int = Field(default=1, ge=0)
@@ -211,6 +216,8 @@ class MatchDeployment:
         self._args = MatchAppArgs.model_validate(args)
         self._video_limits = VideoLimits(**self._args.video_limits)
         self._item_limits = dataclasses.replace(self._video_limits, max_frames=self._args.max_item_frames)
+        self._clip = ClipParams(self._args.clip_frame_similarity, self._args.clip_min_frames,
+                                self._args.clip_min_coverage)
         threads = self._args.torch_threads or torch.get_num_threads()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="match", initializer=torch.set_num_threads,
                                             initargs=(threads,))
@@ -279,7 +286,8 @@ class MatchDeployment:
 
     def _match_video(self, path, name, bank_names):
         info, frames = self._sample(path, name, self._video_limits)
-        result = self._matcher.match_video([(f.time, f.image) for f in frames], info.duration, banks=bank_names)
+        result = self._matcher.match_video([(f.time, f.image) for f in frames], info.duration, banks=bank_names,
+                                           clip=self._clip)
         return info, result
 
     @api.post("/match", summary="Match images or one video against the banks")

@@ -140,8 +140,9 @@ class BankMatcher:
 
     # -- images ----------------------------------------------------------------------------------------------
 
-    def _pdq_candidates(self, image: Image.Image, banks: list[str] | None) -> tuple[list[Candidate], int]:
-        variants = pdq_dihedral(image)
+    def _pdq_candidates(self, image: Image.Image, banks: list[str] | None,
+                        dihedral: bool = True) -> tuple[list[Candidate], int]:
+        variants = pdq_dihedral(image) if dihedral else [pdq_hash(image)]
         quality = variants[0].quality
         if quality < self.min_quality:
             return [], quality
@@ -164,13 +165,15 @@ class BankMatcher:
         return list(best.values())
 
     def match_images(self, images: Sequence[Image.Image], *, banks: list[str] | None = None,
-                     embeddings: np.ndarray | None = None) -> list[ImageMatches]:
+                     embeddings: np.ndarray | None = None, dihedral: bool = True) -> list[ImageMatches]:
         """Each image's candidates, PDQ first and the embedding for what PDQ did not decide. ``embeddings``
-        (one unit row per image, from this matcher's encoder) skips the embedding step."""
+        (one unit row per image, from this matcher's encoder) skips the embedding step; ``dihedral=False``
+        hashes only the image as it is (video frames: a mirrored video is left to the embedding, which is
+        nearly mirror-invariant, instead of hashing every frame eight times)."""
         stage1, undecided = [], []
         for i, image in enumerate(images):
             begin = time.perf_counter()
-            candidates, quality = self._pdq_candidates(image, banks)
+            candidates, quality = self._pdq_candidates(image, banks, dihedral)
             stage1.append((candidates, quality, time.perf_counter() - begin))
             if not candidates:
                 undecided.append(i)
@@ -201,7 +204,7 @@ class BankMatcher:
         times = [float(t) for t, _ in frames]
         images = [image for _, image in frames]
         embeddings = self.signal.embed(images) if images else np.zeros((0, 1), np.float32)
-        per_frame = self.match_images(images, banks=banks, embeddings=embeddings)
+        per_frame = self.match_images(images, banks=banks, embeddings=embeddings, dihedral=False)
         hits = [(t, r) for t, r in zip(times, per_frame) if r.matches or r.allowed]
         clips = self._clips(times, embeddings, duration, banks, clip) if images else []
         return VideoMatches(hits, clips, len(images), time.perf_counter() - begin)
