@@ -9,7 +9,7 @@ export RAY_AUTH_MODE := token
 export RAY_USAGE_STATS_ENABLED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-unit serve mlflow-ui bench-text-quality bench-text-serving bench-propagation-quality bench-propagation-scale bench-active-learning bench-image-serving bench-ocr bench-fusion bench-copy-detection bench-video-copy-detection lock clean
+.PHONY: venv demo test test-unit serve mlflow-ui bench-text-quality bench-text-serving bench-propagation-quality bench-propagation-scale bench-active-learning bench-image-serving bench-ocr bench-fusion bench-copy-detection bench-video-copy-detection bench-speech bench-video-moderation lock clean
 
 venv: $(STAMP)
 
@@ -69,6 +69,12 @@ bench-copy-detection: venv
 
 bench-video-copy-detection: venv
 	$(BIN)/python -m benchmarks.video_copy_detection --data-dir $(DATA) $(ARGS)
+
+bench-speech: venv
+	$(BIN)/python -m benchmarks.speech --data-dir $(DATA) $(ARGS)
+
+bench-video-moderation: venv
+	$(BIN)/python -m benchmarks.video_moderation --data-dir $(DATA) $(ARGS)
 
 ## Rebuild constraints.txt from a fresh environment after editing pyproject.toml.
 lock:

@@ -61,3 +61,73 @@ def write_video(path, frames, fps: int = 10, codec: str = "libx264", *, crf: int
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def stub_text_analyzer():
+    """A TextAnalyzer that scores 'idiot' as harassment and records every batch it is given: for analyzers that
+    reuse the text analyzer (OCR, audio) in unit tests."""
+    from modera.analyzers.text import TextAnalyzer
+    from modera.schemas import CategoryResult, ModelRef, Result
+
+    class _Stub(TextAnalyzer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches: list[list[str]] = []
+            self._ref: ModelRef | None = None
+
+        @property
+        def model_ref(self) -> ModelRef | None:
+            return self._ref
+
+        @property
+        def categories(self) -> tuple[str, ...]:
+            return ("harassment", "spam")
+
+        def load(self, model_uri: str) -> ModelRef:
+            self._ref = ModelRef(name="stub", version="7")
+            return self._ref
+
+        def _analyze(self, items):
+            self.batches.append([i.text for i in items])
+            out = []
+            for item in items:
+                score = 0.9 if "idiot" in item.text.lower() else 0.1
+                out.append(Result(item_id=item.id, modality="text", model=self._ref, normalized_text=item.text,
+                                  categories={"harassment": CategoryResult(score=score, severity=3 if score > 0.5 else 0),
+                                              "spam": CategoryResult(score=0.0, severity=0)}))
+            return out
+
+    return _Stub()
+
+
+def require_espeak() -> str:
+    """The espeak-ng executable; skips the test without it, or fails under MODERA_REQUIRE_SYSTEM_DEPS=1."""
+    import os
+    import shutil
+
+    import pytest
+
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        message = "espeak-ng is not installed (apt-get install espeak-ng)"
+        if os.environ.get("MODERA_REQUIRE_SYSTEM_DEPS") == "1":
+            pytest.fail(f"{message}; MODERA_REQUIRE_SYSTEM_DEPS=1 requires it")
+        pytest.skip(message)
+    return exe
+
+
+def speak(text: str, folder, rate: int = 140, extra: tuple[str, ...] = ()) -> np.ndarray:
+    """``text`` spoken by espeak-ng as 16 kHz mono float32 (the WAV is written in ``folder``)."""
+    import subprocess
+    from pathlib import Path
+
+    import librosa
+    import soundfile as sf
+
+    exe = require_espeak()
+    wav = Path(folder) / f"speech-{abs(hash((text, rate, extra)))}.wav"
+    subprocess.run([exe, "-s", str(rate), *extra, "-w", str(wav), text], check=True, capture_output=True, timeout=30)
+    audio, sr = sf.read(str(wav), dtype="float32", always_2d=False)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    return librosa.resample(audio, orig_sr=sr, target_sr=16_000).astype(np.float32)

@@ -46,6 +46,29 @@ class ImageContent(Content):
         return [self.image, *self.frames]
 
 
+class AudioContent(Content):
+    """Decoded audio: mono float32 samples at 16 kHz (``modera.media.audio.decode_audio``), or the audio track
+    of a video."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    modality: ClassVar[str] = "audio"
+
+    samples: Any = Field(description="numpy float32 array, mono, 16 kHz, in [-1, 1].")
+    sample_rate: int = 16_000
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class VideoContent(Content):
+    """A video file on local disk (an upload spooled to a temporary file, or a path a pipeline reads)."""
+
+    modality: ClassVar[str] = "video"
+
+    path: str = Field(description="Local path of the video file.")
+
+
 class ModelRef(BaseModel):
     """Which model produced a score: registered name and version (or 'local' for a path)."""
 

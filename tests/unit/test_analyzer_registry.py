@@ -57,7 +57,7 @@ def test_duplicate_analyzer_name_fails_loudly():
 
 
 def test_unknown_analyzer_lists_available():
-    with pytest.raises(ConfigError, match="available: \\['ocr', 'text', 'vision'\\]"):
+    with pytest.raises(ConfigError, match=r"available: \['audio', 'ocr', 'text', 'video', 'vision'\]"):
         get_analyzer_class("smell")
 
 

@@ -12,11 +12,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from modera.analyzers.ocr import OcrAnalyzer, OcrResult
-from modera.analyzers.text import TextAnalyzer
 from modera.errors import InvalidInput, ModelNotFound, NotReady, WeightsMismatch
 from modera.models import packaged
 from modera.ocr import OcrConfig, OcrEngine
-from modera.schemas import CategoryResult, ImageContent, ModelRef, Result, TextContent
+from modera.schemas import CategoryResult, ImageContent, ModelRef, TextContent
+
+from tests.helpers import stub_text_analyzer
 
 FONT = "DejaVuSans.ttf"  # matplotlib's bundled font; Pillow finds it by name only on some systems
 
@@ -121,40 +122,9 @@ def test_missing_user_model_path_names_the_setting(tmp_path):
         OcrEngine(OcrConfig(rec_model_path=str(bad)))
 
 
-class StubText(TextAnalyzer):
-    """Scores 'idiot' as harassment; records every batch it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[list[str]] = []
-        self._ref: ModelRef | None = None
-
-    @property
-    def model_ref(self) -> ModelRef | None:
-        return self._ref
-
-    @property
-    def categories(self) -> tuple[str, ...]:
-        return ("harassment", "spam")
-
-    def load(self, model_uri: str) -> ModelRef:
-        self._ref = ModelRef(name="stub", version="7")
-        return self._ref
-
-    def _analyze(self, items):
-        self.batches.append([i.text for i in items])
-        out = []
-        for item in items:
-            score = 0.9 if "idiot" in item.text.lower() else 0.1
-            out.append(Result(item_id=item.id, modality="text", model=self._ref, normalized_text=item.text,
-                              categories={"harassment": CategoryResult(score=score, severity=3 if score > 0.5 else 0),
-                                          "spam": CategoryResult(score=0.0, severity=0)}))
-        return out
-
-
 @pytest.fixture()
-def analyzer(engine) -> tuple[OcrAnalyzer, StubText]:
-    text = StubText()
+def analyzer(engine) -> tuple:
+    text = stub_text_analyzer()
     return OcrAnalyzer(text_analyzer=text, engine=engine), text
 
 

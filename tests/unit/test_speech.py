@@ -7,10 +7,7 @@ MODERA_REQUIRE_SYSTEM_DEPS=1, where a missing espeak-ng fails them (CI images mu
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -26,32 +23,14 @@ from modera.audio import (
 from modera.errors import InvalidInput, ModelNotFound, WeightsMismatch
 from modera.models import packaged
 
+from tests import helpers
+
 SENTENCE = "Please review this message before it is posted to the public forum"
 TWO_SENTENCES = SENTENCE + ". Several users reported it as spam yesterday."
 
 
-def _require_espeak() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        message = "espeak-ng is not installed (apt-get install espeak-ng)"
-        if os.environ.get("MODERA_REQUIRE_SYSTEM_DEPS") == "1":
-            pytest.fail(f"{message}; MODERA_REQUIRE_SYSTEM_DEPS=1 requires it")
-        pytest.skip(message)
-    return exe
-
-
 def speak(text: str, tmp_path_factory, rate: int = 140) -> np.ndarray:
-    """``text`` spoken by espeak-ng as 16 kHz mono float32."""
-    import librosa
-    import soundfile as sf
-
-    exe = _require_espeak()
-    wav = tmp_path_factory.mktemp("speech") / "out.wav"
-    subprocess.run([exe, "-s", str(rate), "-w", str(wav), text], check=True, capture_output=True, timeout=30)
-    audio, sr = sf.read(str(wav), dtype="float32", always_2d=False)
-    if audio.ndim == 2:
-        audio = audio.mean(axis=1)
-    return librosa.resample(audio, orig_sr=sr, target_sr=SAMPLE_RATE).astype(np.float32)
+    return helpers.speak(text, tmp_path_factory.mktemp("speech"), rate)
 
 
 def padded(speech: np.ndarray, seconds: float = 1.0) -> np.ndarray:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from modera.analyzers.audio import AudioAnalyzer
 from modera.analyzers.base import Analyzer
 from modera.analyzers.ocr import OcrAnalyzer
 from modera.analyzers.text import TextAnalyzer
+from modera.analyzers.video import VideoAnalyzer
 from modera.analyzers.vision import VisionAnalyzer
 from modera.errors import ConfigError, DuplicateNameError
 
-ANALYZERS: tuple[type[Analyzer], ...] = (TextAnalyzer, VisionAnalyzer, OcrAnalyzer)
+ANALYZERS: tuple[type[Analyzer], ...] = (TextAnalyzer, VisionAnalyzer, OcrAnalyzer, AudioAnalyzer, VideoAnalyzer)
 
 
 def build_registry(classes: Iterable[type[Analyzer]]) -> dict[str, type[Analyzer]]:

@@ -36,6 +36,48 @@ async def parse_form(headers, stream, *, max_files: int, max_fields: int, max_pa
         raise InvalidInput(f"malformed multipart body: {exc}") from None
 
 
+async def counted(request, max_bytes: int):
+    """The request body's chunks, refused with PayloadTooLarge past ``max_bytes`` (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body is {int(declared):,} bytes; the limit is {max_bytes:,}")
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes:,} bytes")
+        yield chunk
+
+
+def temp_upload_path(suffix: str = ".upload"):
+    """A new empty temporary file for an upload (the caller deletes it)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    fd, name = tempfile.mkstemp(prefix="modera-upload-", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+async def spool_body(request, max_bytes: int, what: str = "the upload"):
+    """Stream the raw body to a temporary file within ``max_bytes``; returns its path (the caller deletes it,
+    also on failure: it is deleted here when reading fails). An empty body is an InvalidInput."""
+    path = temp_upload_path()
+    try:
+        written = 0
+        with path.open("wb") as out:
+            async for chunk in counted(request, max_bytes):
+                out.write(chunk)
+                written += len(chunk)
+        if not written:
+            raise InvalidInput(f"request body is empty; send {what}")
+        return path
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def parse_json_body(body: bytes, content_type: str | None) -> Any:
     """Decode a JSON body strictly: empty, non-JSON, invalid UTF-8 and bad JSON each get their own message."""
     media = (content_type or "").split(";")[0].strip().lower()

@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modera.api.body import parse_form, read_body
+from modera.api.body import counted, parse_form, read_body, spool_body, temp_upload_path
 from modera.api.image import FILE_FIELDS, ImageLimits, RawImage, decode_items, read_image_request
 from modera.errors import InvalidInput, PayloadTooLarge, SchemaError, UnsupportedMediaType
 from modera.media.video import VideoLimits
@@ -52,24 +51,6 @@ def media_type(request) -> str:
     return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
 
 
-async def _counted(request, max_bytes: int) -> AsyncIterator[bytes]:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"request body is {int(declared):,} bytes; the limit is {max_bytes:,}")
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes:,} bytes")
-        yield chunk
-
-
-def _temp_path() -> Path:
-    fd, name = tempfile.mkstemp(prefix="modera-upload-", suffix=".video")
-    os.close(fd)
-    return Path(name)
-
-
 @asynccontextmanager
 async def read_upload(request, image_limits: ImageLimits, video_limits: VideoLimits,
                       fields: tuple[str, ...] = ()) -> AsyncIterator[Upload]:
@@ -81,14 +62,7 @@ async def read_upload(request, image_limits: ImageLimits, video_limits: VideoLim
             if media not in VIDEO_TYPES:
                 raise UnsupportedMediaType(f"video type {media!r} is not supported; send MP4, MOV, WebM or MKV "
                                            f"({', '.join(VIDEO_TYPES)})")
-            spool = _temp_path()
-            written = 0
-            with spool.open("wb") as out:
-                async for chunk in _counted(request, video_limits.max_bytes):
-                    out.write(chunk)
-                    written += len(chunk)
-            if not written:
-                raise InvalidInput("request body is empty; send the video bytes")
+            spool = await spool_body(request, video_limits.max_bytes, "the video bytes")
             yield Upload(video=spool, video_name="the video body")
         elif media == "multipart/form-data":
             upload, spool = await _multipart(request, image_limits, video_limits, fields)
@@ -105,7 +79,7 @@ async def _multipart(request, image_limits: ImageLimits, video_limits: VideoLimi
     from starlette.datastructures import UploadFile
 
     limit = max(image_limits.max_body_bytes, video_limits.max_bytes)
-    form = await parse_form(request.headers, _counted(request, limit), max_files=image_limits.max_items + 1,
+    form = await parse_form(request.headers, counted(request, limit), max_files=image_limits.max_items + 1,
                             max_fields=len(fields) + 3 * image_limits.max_items + 8,
                             max_part_size=max(image_limits.max_text_chars * 4, 64 * 1024))
     spool = None
@@ -132,7 +106,7 @@ async def _multipart(request, image_limits: ImageLimits, video_limits: VideoLimi
         if not files:
             raise SchemaError("no file in the form; send an 'image' field (or several) or one 'video' field")
         if videos:
-            spool = _temp_path()
+            spool = temp_upload_path()
             await asyncio.to_thread(_copy, videos[0].file, spool, video_limits.max_bytes)
             return Upload(video=spool, video_name=videos[0].filename or VIDEO_FIELD, fields=strings), spool
         if sum(_size(v) for _, v in images) > image_limits.max_body_bytes:

@@ -51,8 +51,10 @@ Near-duplicates (``duplicate_threshold``, default 6.0)
     the shot picks, one whose thumbnail is that close to an already kept, higher-priority pick is
     dropped (A-B-A cutting, e.g. an interview), and fill frames must differ from every kept frame.
 
-Budget (``frames_per_minute`` 12, ``min_frames`` 1, ``max_frames`` 32)
-    ``budget = clamp(ceil(duration_min x frames_per_minute), min_frames, max_frames)`` (also capped at
+Budget (``frames_per_minute`` 12, ``min_budget`` 4, ``min_frames`` 1, ``max_frames`` 32)
+    ``budget = clamp(ceil(duration_min x frames_per_minute), max(min_frames, min_budget), max_frames)``
+    (``min_budget`` lets a short clip keep one frame per shot: a 6 s clip of three shots keeps three,
+    while a static one still keeps one, since fill frames must differ; also capped at
     the ``Video``'s ``VideoLimits.max_frames`` so ``read_keyframes`` is never refused). With more shot
     picks than the budget, the time line is cut into ``budget`` equal slots, each slot keeps its
     highest-priority sharp pick (priority = shot length in seconds, x0.1 when blurred), and slots
@@ -106,7 +108,8 @@ class KeyframeConfig:
     min_sharpness: float = 0.3  # fraction of the clip's median Laplacian variance
     duplicate_threshold: float = 6.0  # mean abs difference (0..255) of 16x16 grey thumbnails
     frames_per_minute: float = 12.0
-    min_frames: int = 1
+    min_frames: int = 1  # forced: added even when they duplicate
+    min_budget: int = 4  # a floor on the budget for short clips (shot picks and distinct fill frames only)
     max_frames: int = 32
     fill: bool = True  # under budget: add sharp, distinct frames spread over time
     max_candidates: int = 2400
@@ -135,6 +138,7 @@ class KeyframeConfig:
         number("duplicate_threshold", 0.0, 255.0, open_low=False)
         number("frames_per_minute", 0.0)
         integer("min_frames", 1)
+        integer("min_budget", 1)
         integer("max_frames", 1)
         integer("max_candidates", 1)
         if self.min_frames > self.max_frames:
@@ -238,7 +242,8 @@ def select_keyframes(
 
     limit = video.limits
     cap = min(config.max_frames, getattr(limit, "max_frames", config.max_frames))
-    budget = min(cap, max(config.min_frames, math.ceil(round(duration / 60.0 * config.frames_per_minute, 6))))
+    floor = max(config.min_frames, config.min_budget)
+    budget = min(cap, max(floor, math.ceil(round(duration / 60.0 * config.frames_per_minute, 6))))
 
     # One pick per shot: the sharpest sharp candidate, else the sharpest.
     picks: list[tuple[int, float, Reason]] = []  # (candidate position, priority, reason)

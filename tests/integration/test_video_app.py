@@ -1,0 +1,114 @@
+"""POST /v1/video on real Serve HTTP: a video with a caption card and spoken abuse, analysed through keyframes
+(vision champion + OCR) and its audio track (Whisper + text champion), with per-category aggregates and the
+timestamps that triggered them; bad input gets a named 4xx."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import requests
+from PIL import Image, ImageDraw, ImageFont
+
+from tests.helpers import pattern, speak, wait_healthy
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SR, FPS, W, H = 16_000, 10, 320, 240
+CARD = "you are a worthless idiot"
+
+
+def card(text: str) -> Image.Image:
+    import matplotlib
+
+    font = ImageFont.truetype(str(Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"), 22)
+    image = Image.new("RGB", (W, H), "white")
+    ImageDraw.Draw(image).text((12, 100), text, font=font, fill="black")
+    return image
+
+
+def write(path: Path, shots: list[Image.Image], seconds_per_shot: float, audio: np.ndarray) -> Path:
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        sound = container.add_stream("aac", rate=SR)
+        sound.layout = "mono"
+        for shot in shots:
+            for _ in range(int(seconds_per_shot * FPS)):
+                for packet in video.encode(av.VideoFrame.from_ndarray(np.asarray(shot.convert("RGB")), format="rgb24")):
+                    container.mux(packet)
+        for start in range(0, len(audio), 1024):
+            frame = av.AudioFrame.from_ndarray((audio[start:start + 1024] * 32767).astype(np.int16).reshape(1, -1),
+                                               format="s16", layout="mono")
+            frame.sample_rate = SR
+            for packet in sound.encode(frame):
+                container.mux(packet)
+        for stream in (video, sound):
+            for packet in stream.encode():
+                container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def video_url(settings, vision_champion, trained, serve_base):
+    from ray import serve
+
+    from serve_apps.video_app import VideoAppArgs, build_app
+
+    args = VideoAppArgs(model_uri=f"models:/{settings.vision_model_name}@champion",
+                        text_model_uri=f"models:/{settings.text_model_name}@champion", max_replicas=1,
+                        poll_interval_s=1.0, aggregation={"threshold": 0.0},
+                        video_limits={"max_bytes": 5_000_000, "max_seconds": 20})
+    serve.run(build_app(args), name="video", route_prefix="/v1/video")
+    url = f"{serve_base}/v1/video"
+    wait_healthy(url, timeout_s=300)
+    yield url
+    serve.delete("video")
+
+
+def test_keyframes_ocr_and_speech_are_aggregated_with_timestamps(video_url, tmp_path, trained):
+    speech = speak("you are a pathetic loser", tmp_path, 110)
+    audio = np.zeros(6 * SR, np.float32)
+    audio[SR // 2: SR // 2 + min(len(speech), 5 * SR)] = speech[: 5 * SR]
+    path = write(tmp_path / "post.mp4", [pattern(1, W).resize((W, H)), card(CARD), pattern(2, W).resize((W, H))],
+                 2.0, audio)
+    r = requests.post(video_url, data=path.read_bytes(), headers={"content-type": "video/mp4"}, timeout=300)
+    assert r.status_code == 200, r.text
+    result = r.json()["results"][0]
+    assert abs(result["duration"] - 6.0) < 0.3 and (result["width"], result["height"]) == (W, H)
+    assert len(result["keyframes"]) >= 3
+    card_frames = [k for k in result["keyframes"] if "idiot" in k["ocr_text"].lower()]
+    assert card_frames and all(2.0 <= k["time"] < 4.0 for k in card_frames)
+    assert {"single_letter", "abusive_code", "harassment"} <= set(result["categories"])
+    assert result["model"]["name"] == "modera-vision" and result["text_model"]["version"] == trained["ref"].version
+    assert result["audio"]["speech"] and "loser" in result["audio"]["transcript"].lower()
+
+    harassment = result["aggregates"]["harassment"]
+    by_source = {}
+    for t in harassment["triggers"]:
+        if t["score"] > by_source.get(t["source"], {"score": -1})["score"]:
+            by_source[t["source"]] = t
+    assert by_source["ocr"]["start"] >= 2.0 and by_source["ocr"]["end"] <= 4.5 and "idiot" in by_source["ocr"]["text"]
+    assert "loser" in by_source["speech"]["text"].lower() and by_source["speech"]["start"] < 4.0
+    assert harassment["max"] == result["categories"]["harassment"]["score"] >= by_source["ocr"]["score"]
+    assert harassment["seconds_above"] > 0 and harassment["top_k_mean"] <= harassment["max"]
+    assert {t["source"] for t in result["aggregates"]["single_letter"]["triggers"]} == {"vision"}
+
+
+def test_bad_input_gets_a_named_4xx(video_url):
+    import io
+
+    png = io.BytesIO()
+    pattern(1, 32).save(png, "PNG")
+    cases = [
+        (requests.post(video_url, data=b"\x00" * 64, headers={"content-type": "video/mp4"}), 415, "the video body"),
+        (requests.post(video_url, data=b"", headers={"content-type": "video/mp4"}), 400, "empty"),
+        (requests.post(video_url, data=b"x" * 5_100_000, headers={"content-type": "video/mp4"}), 413, "limit"),
+        (requests.post(video_url, data=png.getvalue(), headers={"content-type": "image/png"}), 415, "send a video"),
+    ]
+    for response, status, word in cases:
+        assert response.status_code == status, (word, response.text)
+        assert word.lower() in response.json()["error"]["message"].lower() and "/tmp/" not in response.text
+    assert requests.get(f"{video_url}/healthz", timeout=10).status_code == 200
