@@ -43,8 +43,10 @@ def pattern(seed: int, size: int = 224) -> Image.Image:
     return image
 
 
-def write_video(path, frames, fps: int = 10, codec: str = "libx264", *, crf: int | None = None):
-    """Encode RGB frames (PIL images or uint8 arrays, all one size) as a video file with PyAV; returns path."""
+def write_video(path, frames, fps: int = 10, codec: str = "libx264", *, crf: int | None = None,
+                audio: np.ndarray | None = None, sample_rate: int = 16_000):
+    """Encode RGB frames (PIL images or uint8 arrays, all one size) as a video file with PyAV, with ``audio``
+    (mono float samples in [-1, 1]) as an AAC track when given; returns path."""
     import av
 
     arrays = [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f, dtype=np.uint8) for f in frames]
@@ -54,13 +56,39 @@ def write_video(path, frames, fps: int = 10, codec: str = "libx264", *, crf: int
         stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
         if crf is not None:
             stream.options = {"crf": str(crf)}
+        sound = None
+        if audio is not None:  # every stream is added before the first packet is muxed
+            sound = container.add_stream("aac", rate=sample_rate)
+            sound.layout = "mono"
         for array in arrays:
             frame = av.VideoFrame.from_ndarray(array[: stream.height, : stream.width], format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        if sound is not None:
+            for start in range(0, len(audio), 1024):
+                pcm = (np.asarray(audio[start:start + 1024]) * 32767).astype(np.int16).reshape(1, -1)
+                chunk = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+                chunk.sample_rate = sample_rate
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+        for s in (stream, sound) if sound is not None else (stream,):
+            for packet in s.encode():
+                container.mux(packet)
     return path
+
+
+def text_card(text: str, size: tuple[int, int] = (320, 240), font_size: int = 22) -> Image.Image:
+    """A white card with one line of black DejaVu Sans text (matplotlib's bundled font), for OCR."""
+    from pathlib import Path
+
+    import matplotlib
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(str(Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"),
+                              font_size)
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).text((12, size[1] // 2 - 20), text, font=font, fill="black")
+    return image
 
 
 def stub_text_analyzer():

@@ -4,51 +4,17 @@ timestamps that triggered them; bad input gets a named 4xx."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import requests
-from PIL import Image, ImageDraw, ImageFont
 
-from tests.helpers import pattern, speak, wait_healthy
+from tests.helpers import pattern, speak, text_card, wait_healthy, write_video
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SR, FPS, W, H = 16_000, 10, 320, 240
 CARD = "you are a worthless idiot"
-
-
-def card(text: str) -> Image.Image:
-    import matplotlib
-
-    font = ImageFont.truetype(str(Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"), 22)
-    image = Image.new("RGB", (W, H), "white")
-    ImageDraw.Draw(image).text((12, 100), text, font=font, fill="black")
-    return image
-
-
-def write(path: Path, shots: list[Image.Image], seconds_per_shot: float, audio: np.ndarray) -> Path:
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
-        sound = container.add_stream("aac", rate=SR)
-        sound.layout = "mono"
-        for shot in shots:
-            for _ in range(int(seconds_per_shot * FPS)):
-                for packet in video.encode(av.VideoFrame.from_ndarray(np.asarray(shot.convert("RGB")), format="rgb24")):
-                    container.mux(packet)
-        for start in range(0, len(audio), 1024):
-            frame = av.AudioFrame.from_ndarray((audio[start:start + 1024] * 32767).astype(np.int16).reshape(1, -1),
-                                               format="s16", layout="mono")
-            frame.sample_rate = SR
-            for packet in sound.encode(frame):
-                container.mux(packet)
-        for stream in (video, sound):
-            for packet in stream.encode():
-                container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +38,8 @@ def test_keyframes_ocr_and_speech_are_aggregated_with_timestamps(video_url, tmp_
     speech = speak("you are a pathetic loser", tmp_path, 110)
     audio = np.zeros(6 * SR, np.float32)
     audio[SR // 2: SR // 2 + min(len(speech), 5 * SR)] = speech[: 5 * SR]
-    path = write(tmp_path / "post.mp4", [pattern(1, W).resize((W, H)), card(CARD), pattern(2, W).resize((W, H))],
-                 2.0, audio)
+    shots = [pattern(1, W).resize((W, H)), text_card(CARD, (W, H)), pattern(2, W).resize((W, H))]
+    path = write_video(tmp_path / "post.mp4", [shot for shot in shots for _ in range(2 * FPS)], fps=FPS, audio=audio)
     r = requests.post(video_url, data=path.read_bytes(), headers={"content-type": "video/mp4"}, timeout=300)
     assert r.status_code == 200, r.text
     result = r.json()["results"][0]

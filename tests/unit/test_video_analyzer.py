@@ -4,26 +4,15 @@ carry the timestamps that triggered them."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 from modera.analyzers.video import AggregationConfig, VideoAnalyzer, _covered
 from modera.schemas import TextContent, VideoContent
 
-from tests.helpers import pattern, speak, stub_text_analyzer, write_video
+from tests.helpers import pattern, speak, stub_text_analyzer, text_card, write_video
 
 SR, W, H = 16_000, 320, 240
-
-
-def card(text: str):
-    import matplotlib
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.truetype(str(Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"), 22)
-    image = Image.new("RGB", (W, H), "white")
-    ImageDraw.Draw(image).text((12, 100), text, font=font, fill="black")
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +31,7 @@ def analyzer(tmp_path_factory):
 
 
 def test_shots_ocr_and_speech_become_timed_triggers(analyzer, tmp_path):
-    frames = [pattern(1, W).resize((W, H))] * 20 + [card("you are a worthless idiot")] * 20 + \
+    frames = [pattern(1, W).resize((W, H))] * 20 + [text_card("you are a worthless idiot", (W, H))] * 20 + \
         [pattern(2, W).resize((W, H))] * 20
     silent = write_video(tmp_path / "silent.mp4", frames, fps=10)
     [result] = analyzer.analyze_batch([VideoContent(id="v", path=str(silent))])
@@ -59,30 +48,10 @@ def test_shots_ocr_and_speech_become_timed_triggers(analyzer, tmp_path):
 
 
 def test_the_audio_track_adds_speech_triggers(analyzer, tmp_path):
-    import av
-
     speech = speak("you are a complete idiot and I hate you", tmp_path, 110)[: 4 * SR]
     audio = np.zeros(5 * SR, np.float32)
     audio[SR: SR + len(speech)] = speech
-    path = tmp_path / "talk.mp4"
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
-        sound = container.add_stream("aac", rate=SR)
-        sound.layout = "mono"
-        for _ in range(50):
-            frame = av.VideoFrame.from_ndarray(np.asarray(pattern(3, 160).resize((160, 120))), format="rgb24")
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for start in range(0, len(audio), 1024):
-            chunk = av.AudioFrame.from_ndarray((audio[start:start + 1024] * 32767).astype(np.int16).reshape(1, -1),
-                                               format="s16", layout="mono")
-            chunk.sample_rate = SR
-            for packet in sound.encode(chunk):
-                container.mux(packet)
-        for stream in (video, sound):
-            for packet in stream.encode():
-                container.mux(packet)
+    path = write_video(tmp_path / "talk.mp4", [pattern(3, 160).resize((160, 120))] * 50, fps=10, audio=audio)
     [result] = analyzer.analyze_batch([VideoContent(path=str(path))])
     assert result.audio is not None and result.audio.speech and "idiot" in result.audio.transcript.lower()
     speech_triggers = [t for t in result.aggregates["harassment"].triggers if t.source == "speech"]

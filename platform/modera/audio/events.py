@@ -80,6 +80,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modera.errors import InvalidInput
+from modera.media.audio import mono_samples
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def detect_events(
     config = config or DEFAULT_CONFIG
     if isinstance(sample_rate, bool) or sample_rate != SAMPLE_RATE:
         raise InvalidInput(f"sound events read {SAMPLE_RATE} Hz audio, not {sample_rate!r} Hz: resample first")
-    audio = _as_audio(samples)
+    audio = mono_samples(samples)
     feats = _features(audio, config)
     if feats is None:
         return []
@@ -509,15 +510,3 @@ def _events(
     return out
 
 
-def _as_audio(samples: np.ndarray) -> np.ndarray:
-    audio = np.asarray(samples)
-    if audio.ndim == 2 and 1 in audio.shape:
-        audio = audio.reshape(-1)
-    if audio.ndim != 1:
-        raise InvalidInput(f"audio must be mono (one dimension), got shape {audio.shape}")
-    if audio.dtype.kind not in "f":
-        raise InvalidInput(f"audio samples must be floats in [-1, 1], not {audio.dtype}")
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
-    if not np.isfinite(audio).all():
-        raise InvalidInput("audio contains NaN or infinite samples")
-    return audio

@@ -27,7 +27,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from modera.audio.vad import SAMPLE_RATE, SpeechSegment, _as_audio
+from modera.audio.vad import SAMPLE_RATE, SpeechSegment
+from modera.media.audio import mono_samples
 from modera.errors import InvalidInput, ModelNotFound
 from modera.models.packaged import PACKAGED, verified_path
 
@@ -163,7 +164,7 @@ class SpeechToText:
         if sample_rate != SAMPLE_RATE:
             raise InvalidInput(f"speech to text reads {SAMPLE_RATE} Hz audio, not {sample_rate} Hz: resample first")
         started = time.perf_counter()
-        audio = _as_audio(samples)
+        audio = mono_samples(samples)
         duration = audio.size / SAMPLE_RATE
         language = self.config.language or ""
         if segments is None:

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from modera.errors import InvalidInput, ModelNotFound
+from modera.media.audio import mono_samples
 from modera.models.packaged import verified_file
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class Vad:
 
     def speech_probs(self, samples: np.ndarray) -> np.ndarray:
         """The speech probability of each 512-sample window (the last one zero-padded), float32."""
-        audio = _as_audio(samples)
+        audio = mono_samples(samples)
         n_windows = -(-audio.size // WINDOW)
         if n_windows == 0:
             return np.zeros(0, dtype=np.float32)
@@ -135,7 +136,7 @@ class Vad:
         """The speech segments of a mono float clip at 16 kHz, in order; [] when there is none."""
         if sample_rate != SAMPLE_RATE:
             raise InvalidInput(f"VAD reads {SAMPLE_RATE} Hz audio, not {sample_rate} Hz: resample first")
-        audio = _as_audio(samples)
+        audio = mono_samples(samples)
         probs = self.speech_probs(audio)
         return timestamps_from_probs(probs, audio.size, self.config)
 
@@ -222,20 +223,6 @@ def timestamps_from_probs(probs: np.ndarray, n_samples: int, config: VadConfig) 
     return [SpeechSegment(start=round(s["start"] / sr, 3), end=round(s["end"] / sr, 3)) for s in speeches]
 
 
-def _as_audio(samples: np.ndarray) -> np.ndarray:
-    audio = np.asarray(samples)
-    if audio.ndim == 2 and 1 in audio.shape:
-        audio = audio.reshape(-1)
-    if audio.ndim != 1:
-        raise InvalidInput(f"audio must be mono (one dimension), got shape {audio.shape}")
-    if audio.dtype.kind not in "fiu":
-        raise InvalidInput(f"audio samples must be numbers, not {audio.dtype}")
-    if audio.dtype.kind in "iu":
-        raise InvalidInput(f"audio samples must be floats in [-1, 1], not {audio.dtype}: scale integer PCM first")
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
-    if not np.isfinite(audio).all():
-        raise InvalidInput("audio contains NaN or infinite samples")
-    return audio
 
 
 def _packaged_model() -> Path:

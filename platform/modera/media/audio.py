@@ -239,6 +239,24 @@ def decode_audio(source: AudioSource, *, limits: AudioLimits = DEFAULT_LIMITS) -
     )
 
 
+def mono_samples(samples: np.ndarray) -> np.ndarray:
+    """Validated mono float32 samples for the audio models: one dimension (a 1xN or Nx1 array is flattened),
+    floats (integer PCM must be scaled to [-1, 1] first), finite."""
+    audio = np.asarray(samples)
+    if audio.ndim == 2 and 1 in audio.shape:
+        audio = audio.reshape(-1)
+    if audio.ndim != 1:
+        raise InvalidInput(f"audio must be mono (one dimension), got shape {audio.shape}")
+    if audio.dtype.kind not in "fiu":
+        raise InvalidInput(f"audio samples must be numbers, not {audio.dtype}")
+    if audio.dtype.kind in "iu":
+        raise InvalidInput(f"audio samples must be floats in [-1, 1], not {audio.dtype}: scale integer PCM first")
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if not np.isfinite(audio).all():
+        raise InvalidInput("audio contains NaN or infinite samples")
+    return audio
+
+
 def loudness_dbfs(samples: np.ndarray | Audio) -> float:
     """RMS level in dBFS (0 dBFS = a full-scale square wave; a full-scale sine is about -3); ``-inf`` for
     silence or no samples."""
