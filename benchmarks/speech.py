@@ -103,23 +103,28 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"text model {text.model_ref.name} v{text.model_ref.version}; speech {audio.speech_info.name}; "
           f"load {time.perf_counter() - started:.1f}s", flush=True)
 
-    # (a) WER on LJSpeech
+    # (a) WER on LJSpeech: the default greedy decoding, and beam search (5) for comparison
     folder = args.data_dir / "speech" / "ljspeech_subset"
     rows = [line.split("\t") for line in (folder / "transcripts.tsv").read_text().splitlines()[1:] if line.strip()]
-    errors = total = 0
-    clip_seconds = stt_seconds = 0.0
-    for name, truth in rows:
-        clip = decode_audio(folder / name)
-        begin = time.perf_counter()
-        transcript, _, _ = audio.transcribe(AudioContent(samples=clip.samples))
-        stt_seconds += time.perf_counter() - begin
-        clip_seconds += clip.duration
-        e, n = wer(words(truth), words(transcript.text if transcript else ""))
-        errors, total = errors + e, total + n
-    ljspeech = {"clips": len(rows), "wer": errors / total, "audio_seconds": clip_seconds,
-                "vad_stt_rtf": stt_seconds / clip_seconds}
-    print(f"\n(a) LJSpeech subset: {len(rows)} clips, {clip_seconds:.0f} s; WER {errors / total:.3f} "
-          f"({errors}/{total} words); VAD+STT real-time factor {stt_seconds / clip_seconds:.3f}", flush=True)
+    clips = [(decode_audio(folder / name), truth) for name, truth in rows]
+    beam = AudioAnalyzer(text_analyzer=text, stt=SttConfig(cpu_threads=2, beam_size=5))
+    beam.load(uri)
+    ljspeech = {}
+    for label, analyzer in (("greedy", audio), ("beam5", beam)):
+        errors = total = 0
+        clip_seconds = stt_seconds = 0.0
+        for clip, truth in clips:
+            begin = time.perf_counter()
+            transcript, _, _ = analyzer.transcribe(AudioContent(samples=clip.samples))
+            stt_seconds += time.perf_counter() - begin
+            clip_seconds += clip.duration
+            e, n = wer(words(truth), words(transcript.text if transcript else ""))
+            errors, total = errors + e, total + n
+        ljspeech[label] = {"clips": len(rows), "wer": errors / total, "audio_seconds": clip_seconds,
+                           "vad_stt_rtf": stt_seconds / clip_seconds}
+        print(f"\n(a) LJSpeech subset, {label}: {len(rows)} clips, {clip_seconds:.0f} s; WER {errors / total:.3f} "
+              f"({errors}/{total} words); VAD+STT real-time factor {stt_seconds / clip_seconds:.3f}", flush=True)
+    del beam
 
     # (b) detection on synthesised speech vs the same model on the written text
     seed = make_text_seed(rows_per_category=max(2, args.sentences // 6 + 1), seed=77, obfuscate_fraction=0.0)

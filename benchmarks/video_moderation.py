@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
 
-    from modera.analyzers.video import VideoAnalyzer
+    from modera.analyzers.video import VIDEO_OCR_CONFIG, VideoAnalyzer
     from modera.media.keyframes import KeyframeConfig, full_decode_seconds, read_keyframes, select_keyframes
     from modera.media.video import open_video
     from modera.ocr import OcrEngine
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"(c) coverage of {args.events} one-second text inserts in the 30 s clip")
     inserted = work / "inserts.mp4"
     inserts = with_inserts(path, inserted, args.events, args.seed)
-    engine = OcrEngine()
+    engine = OcrEngine(VIDEO_OCR_CONFIG)
     for per_minute in (12, 6, 3):
         config = KeyframeConfig(frames_per_minute=per_minute, min_budget=1)
         with open_video(inserted) as video:

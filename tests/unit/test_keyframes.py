@@ -10,7 +10,7 @@ from modera.media.keyframes import KeyframeConfig, read_keyframes, select_keyfra
 from modera.media.video import open_video
 from PIL import ImageFilter
 
-from tests.helpers import pattern, write_video
+from tests.helpers import pattern, text_card, write_video
 
 SIZE = (160, 120)
 FPS = 10
@@ -88,6 +88,22 @@ def test_budget_spreads_over_a_long_video(tmp_path):
     assert min(times) < 10 and max(times) > 50
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) <= 12  # no long stretch without a keyframe
+
+
+def test_a_short_interruption_wins_over_long_shots(tmp_path):
+    # Scene A (3 s), a one-second card, A again (3 s), then four long scenes: 16 s, budget 2 at 7.5/min.
+    scene_a, card = _frame(1), text_card("buy followers now", SIZE, 14)
+    frames = [scene_a] * (3 * FPS) + [card] * FPS + [scene_a] * (3 * FPS)
+    frames += [_frame(seed) for seed in (2, 3, 4) for _ in range(3 * FPS)]
+    path = write_video(tmp_path / "insert.mp4", frames, FPS)
+    config = KeyframeConfig(frames_per_minute=7.5, min_budget=1)
+    _, selection, _ = _select(path, config)
+    assert selection.budget == 2
+    inserts = [k for k in selection.keyframes if k.reason == "insert"]
+    assert len(inserts) == 1 and 3.0 <= inserts[0].time < 4.0
+    # Without the interruption rule the card loses to the long scenes.
+    _, selection, _ = _select(path, KeyframeConfig(frames_per_minute=7.5, min_budget=1, interruption_seconds=0))
+    assert not any(3.0 <= k.time < 4.0 for k in selection.keyframes)
 
 
 def test_fill_spreads_frames_over_a_long_single_shot(tmp_path):

@@ -5,9 +5,10 @@ A video is three kinds of evidence at once: what is shown (vision), what is writ
 text model) and what is said (audio track -> VAD -> Whisper -> text model). Rather than a separate video
 model, the analyzers that already judge each of those run on what the video contains:
 
-1. keyframes (``modera.media.keyframes``: shot changes, sharpness, near-duplicates, a frame budget per
-   minute) decoded at full size, scored by the vision analyzer and read by the OCR analyzer in one batch
-   each; every keyframe stands for the stretch until the next one;
+1. keyframes (``modera.media.keyframes``: shot changes, sharpness, near-duplicates, interruptions, a frame
+   budget per minute) decoded at full size, scored by the vision analyzer and read by the OCR analyzer in
+   one batch each (OCR with ``VIDEO_OCR_CONFIG``: the detector sees the frame at 640 px on its longer
+   side); every keyframe stands for the stretch until the next one;
 2. the audio track, decoded to 16 kHz mono, through the audio analyzer (no track: no audio evidence);
 3. per category: ``max`` (the severity shown is the max's), ``top_k_mean`` over the evidence scores,
    ``seconds_above`` (time covered by evidence at or above ``threshold``: keyframe stretches and speech
@@ -36,11 +37,16 @@ from modera.analyzers.vision import VisionAnalyzer
 from modera.errors import InvalidInput
 from modera.media.keyframes import DEFAULT_KEYFRAME_CONFIG, KeyframeConfig, read_keyframes, select_keyframes
 from modera.media.video import DEFAULT_LIMITS, VideoLimits, open_video
+from modera.ocr import OcrConfig
 from modera.schemas import AudioContent, CategoryResult, Content, ImageContent, ModelRef, Result, VideoContent
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AggregationConfig", "VideoAnalyzer", "VideoResult"]
+__all__ = ["VIDEO_OCR_CONFIG", "AggregationConfig", "VideoAnalyzer", "VideoResult"]
+
+# Text that matters in a video (captions, cards, overlays) is large: the detector reads keyframes with their
+# longer side scaled down to 640 px instead of the shorter side scaled up to 736 px (2-3x cheaper on 720p).
+VIDEO_OCR_CONFIG = OcrConfig(det_side=640, det_side_limit="max")
 
 
 class AggregationConfig(BaseModel):
@@ -97,12 +103,12 @@ class VideoAnalyzer(Analyzer):
     def __init__(self, text_model_uri: str, cache_dir: Path | None = None, device: str = "cpu", *,
                  keyframes: KeyframeConfig = DEFAULT_KEYFRAME_CONFIG, limits: VideoLimits = DEFAULT_LIMITS,
                  aggregation: AggregationConfig | None = None, audio: bool = True, ocr: bool = True,
-                 vision: VisionAnalyzer | None = None, text: TextAnalyzer | None = None,
-                 audio_analyzer: AudioAnalyzer | None = None) -> None:
+                 ocr_config: OcrConfig = VIDEO_OCR_CONFIG, vision: VisionAnalyzer | None = None,
+                 text: TextAnalyzer | None = None, audio_analyzer: AudioAnalyzer | None = None) -> None:
         self._text_uri = text_model_uri
         self._text = text or TextAnalyzer(cache_dir=cache_dir, device=device)
         self._vision = vision or VisionAnalyzer(cache_dir=cache_dir, device=device)
-        self._ocr = OcrAnalyzer(text_analyzer=self._text) if ocr else None
+        self._ocr = OcrAnalyzer(ocr=ocr_config, text_analyzer=self._text) if ocr else None
         self._audio = (audio_analyzer or AudioAnalyzer(text_analyzer=self._text)) if audio else None
         self._keyframes = keyframes
         self._limits = limits

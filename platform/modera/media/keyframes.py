@@ -51,6 +51,15 @@ Near-duplicates (``duplicate_threshold``, default 6.0)
     the shot picks, one whose thumbnail is that close to an already kept, higher-priority pick is
     dropped (A-B-A cutting, e.g. an interview), and fill frames must differ from every kept frame.
 
+Interruptions (``interruption_seconds``, default 1.5)
+    A shot at most that long whose neighbours are alike (the last candidate before it and the first after
+    it closer than ``shot_threshold``) interrupts a scene: a card, a flash of a picture, a spliced-in
+    frame - the way abusive content is hidden in otherwise benign footage. Its pick (reason ``"insert"``)
+    ranks above every other shot, is never dropped as a near-duplicate (two cards with different text
+    look alike at 16x16), and takes budget before the time slots below: a video with as many
+    interruptions as frames in its budget shows only those. A scene cut back and forth (A-B-A editing)
+    with a short B counts too; it costs one frame.
+
 Budget (``frames_per_minute`` 12, ``min_budget`` 4, ``min_frames`` 1, ``max_frames`` 32)
     ``budget = clamp(ceil(duration_min x frames_per_minute), max(min_frames, min_budget), max_frames)``
     (``min_budget`` lets a short clip keep one frame per shot: a 6 s clip of three shots keeps three,
@@ -66,8 +75,8 @@ Budget (``frames_per_minute`` 12, ``min_budget`` 4, ``min_frames`` 1, ``max_fram
     is still below ``min_frames`` are candidates added regardless of sharpness and duplicates, each the
     one farthest in time from the frames kept so far.
 
-Reasons: ``"first"`` is the pick of the first shot, ``"shot"`` the pick of a later shot, ``"fill"`` a
-frame added to reach the budget. ``full_decode_seconds`` times decoding every frame at full size, the
+Reasons: ``"first"`` is the pick of the first shot, ``"shot"`` the pick of a later shot, ``"insert"`` an
+interruption's pick, ``"fill"`` a frame added to reach the budget. ``full_decode_seconds`` times decoding every frame at full size, the
 cost the selection avoids (used by the benchmark).
 """
 
@@ -94,7 +103,7 @@ _HIST_RANGES = [0, 180, 0, 256, 0, 256]
 _BLURRED_WEIGHT = 0.1
 _DECORD_THREADS = 2
 
-Reason = Literal["shot", "first", "fill"]
+Reason = Literal["shot", "first", "fill", "insert"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class KeyframeConfig:
     min_budget: int = 4  # a floor on the budget for short clips (shot picks and distinct fill frames only)
     max_frames: int = 32
     fill: bool = True  # under budget: add sharp, distinct frames spread over time
+    interruption_seconds: float = 1.5  # a shot this short between two alike shots is an interruption
     max_candidates: int = 2400
     analysis_backend: Literal["pyav", "decord"] = "pyav"  # decodes the small candidates; the other is the fallback
 
@@ -137,6 +147,7 @@ class KeyframeConfig:
         number("min_sharpness", 0.0, open_low=False)
         number("duplicate_threshold", 0.0, 255.0, open_low=False)
         number("frames_per_minute", 0.0)
+        number("interruption_seconds", 0.0, open_low=False)
         integer("min_frames", 1)
         integer("min_budget", 1)
         integer("max_frames", 1)
@@ -245,28 +256,35 @@ def select_keyframes(
     floor = max(config.min_frames, config.min_budget)
     budget = min(cap, max(floor, math.ceil(round(duration / 60.0 * config.frames_per_minute, 6))))
 
-    # One pick per shot: the sharpest sharp candidate, else the sharpest.
-    picks: list[tuple[int, float, Reason]] = []  # (candidate position, priority, reason)
+    # One pick per shot: the sharpest sharp candidate, else the sharpest. Interruptions rank above every other
+    # shot; among equals, longer shots first.
+    picks: list[_Pick] = []
     for s in range(len(shot_starts)):
         members = np.arange(bounds[s], bounds[s + 1])
         good = members[is_sharp[members]]
         pool = good if len(good) else members
         best = int(pool[np.argmax(sharp[pool])])
-        priority = (ends[s] - start_times[s]) * (1.0 if len(good) else _BLURRED_WEIGHT)
-        picks.append((best, priority, "first" if s == 0 else "shot"))
+        seconds = ends[s] - start_times[s]
+        priority = seconds * (1.0 if len(good) else _BLURRED_WEIGHT)
+        inserted = (0 < s < len(shot_starts) - 1 and seconds <= config.interruption_seconds
+                    and cv2.compareHist(feats.hists[bounds[s] - 1], feats.hists[bounds[s + 1]],
+                                        cv2.HISTCMP_BHATTACHARYYA) < config.shot_threshold)
+        reason: Reason = "insert" if inserted else "first" if s == 0 else "shot"
+        picks.append(_Pick(best, (int(inserted), priority), reason))
 
-    # Drop near-duplicate picks, higher priority first (ties: earlier).
-    kept: list[tuple[int, float, Reason]] = []
+    # Drop near-duplicate picks, higher priority first (ties: earlier); interruptions are never dropped.
+    kept: list[_Pick] = []
     dup_picks = 0
-    for pick in sorted(picks, key=lambda p: (-p[1], p[0])):
-        if kept and _min_mad(feats.thumbs, pick[0], [k[0] for k in kept]) < config.duplicate_threshold:
+    for pick in sorted(picks, key=_best_first):
+        if (pick.reason != "insert" and kept
+                and _min_mad(feats.thumbs, pick.position, [k.position for k in kept]) < config.duplicate_threshold):
             dup_picks += 1
             continue
         kept.append(pick)
 
     if len(kept) > budget:
         kept = _spread(kept, cand_times, duration, budget, is_sharp)
-    chosen = {p[0]: p[2] for p in kept}
+    chosen = {p.position: p.reason for p in kept}
 
     # Fill: sharp, distinct candidates far (in time) from every kept frame.
     if config.fill and len(chosen) < budget:
@@ -339,6 +357,17 @@ def full_decode_seconds(path: str | os.PathLike, *, backend: Literal["pyav", "de
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers
+
+
+@dataclass(frozen=True)
+class _Pick:
+    position: int  # candidate position
+    rank: tuple[int, float]  # (1 for an interruption, else 0; shot seconds, x0.1 when blurred)
+    reason: Reason
+
+
+def _best_first(pick: _Pick) -> tuple:
+    return (-pick.rank[0], -pick.rank[1], pick.position)
 
 
 @dataclass
@@ -448,20 +477,23 @@ def _min_mad(thumbs: np.ndarray, row: int, cols: Sequence[int]) -> float:
     return float(_mads(thumbs, [row], cols).min())
 
 
-def _spread(
-    picks: list[tuple[int, float, Reason]], times: np.ndarray, duration: float, budget: int, is_sharp: np.ndarray
-) -> list[tuple[int, float, Reason]]:
+def _spread(picks: list[_Pick], times: np.ndarray, duration: float, budget: int, is_sharp: np.ndarray) -> list[_Pick]:
     """``budget`` picks: the best sharp pick of each of ``budget`` equal time slots, then the best of the rest."""
-    slot_best: dict[int, tuple[int, float, Reason]] = {}
+    slot_best: dict[int, _Pick] = {}
     for pick in picks:
-        if not is_sharp[pick[0]]:
+        if not is_sharp[pick.position]:
             continue
-        slot = min(budget - 1, int(times[pick[0]] / duration * budget))
-        if slot not in slot_best or pick[1] > slot_best[slot][1]:
+        slot = min(budget - 1, int(times[pick.position] / duration * budget))
+        if slot not in slot_best or pick.rank > slot_best[slot].rank:
             slot_best[slot] = pick
-    kept = list(slot_best.values())
-    taken = {p[0] for p in kept}
-    rest = sorted((p for p in picks if p[0] not in taken), key=lambda p: (-p[1], p[0]))
+    kept = sorted(slot_best.values(), key=_best_first)
+    if any(p.reason == "insert" for p in picks):
+        # Interruptions first: every one of them before any long shot, then the slots' picks.
+        inserts = sorted((p for p in picks if p.reason == "insert"), key=_best_first)
+        kept = inserts + [p for p in kept if p.reason != "insert"]
+        kept = kept[:budget]
+    taken = {p.position for p in kept}
+    rest = sorted((p for p in picks if p.position not in taken), key=_best_first)
     return kept + rest[: budget - len(kept)]
 
 

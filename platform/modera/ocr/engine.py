@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -52,6 +53,12 @@ class OcrConfig(BaseModel):
     min_confidence: float = Field(default=0.5, ge=0.0, le=1.0, description="Lines recognised below this are dropped.")
     box_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Detector's minimum box score.")
     max_side: int = Field(default=2000, ge=64, le=10_000, description="Larger images are downscaled before detection.")
+    det_side: int = Field(default=736, ge=32, le=4096,
+                          description="The detector's input size: see det_side_limit (rapidocr's limit_side_len).")
+    det_side_limit: Literal["min", "max"] = Field(
+        default="min", description="'min': the shorter side is scaled up to det_side (small text stays readable; "
+        "rapidocr's default); 'max': the longer side is scaled down to det_side (much cheaper on large frames of "
+        "large text, e.g. video keyframes).")
     max_lines: int = Field(default=500, ge=1, description="At most this many lines are kept per image (highest confidence).")
     threads: int | None = Field(default=None, ge=1, description="onnxruntime intra-op threads; None lets it choose.")
 
@@ -128,6 +135,8 @@ class OcrEngine:
             "Global.use_cls": self.config.use_cls and "cls" in paths,
             "Det.model_path": str(paths["det"]),
             "Det.box_thresh": self.config.box_threshold,
+            "Det.limit_side_len": self.config.det_side,
+            "Det.limit_type": self.config.det_side_limit,
             "Rec.model_path": str(paths["rec"]),
         }
         if "cls" in paths:
