@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.serving import PeakRSS, closed_loop, free_port, report
+from benchmarks.serving import PeakRSS, auth_headers, closed_loop, free_port, report
 from modera.analyzers.vision import VisionAnalyzer
 from modera.media.images import decode_image
 from modera.runtime import init_ray, setup_logging
@@ -109,8 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
 
+    headers = auth_headers(work) | {"content-type": "image/jpeg"}
+
     def body(i: int) -> dict:
-        return {"data": images[i % len(images)], "headers": {"content-type": "image/jpeg"}}
+        return {"data": images[i % len(images)], "headers": headers}
 
     results = {}
     with PeakRSS("image") as rss:

@@ -19,6 +19,16 @@ import psutil
 from modera.runtime import free_port  # noqa: F401 - re-exported for the benchmarks
 
 
+def auth_headers(data_dir) -> dict[str, str]:
+    """A fresh ``moderate`` key in the benchmark's own store (the one its Serve replicas read), as headers."""
+    from modera.settings import load_settings
+    from modera.store.auth import create_key
+    from modera.store.db import open_store
+
+    key, _ = create_key(open_store(load_settings(data_dir=data_dir).resolved_store_url), "benchmark", ["moderate"])
+    return {"Authorization": f"Bearer {key}"}
+
+
 async def closed_loop(url: str, request_kwargs: Callable[[int], dict[str, Any]], concurrency: int,
                       duration: float) -> tuple[float, list[float], int]:
     """(requests/s, latencies in s, non-200 count); ``request_kwargs(i)`` gives aiohttp post kwargs."""

@@ -25,7 +25,7 @@ from modera.runtime import init_ray, setup_logging
 from modera.schemas import TextContent
 from modera.seed_data import make_text_seed
 from modera.settings import load_settings
-from benchmarks.serving import PeakRSS, closed_loop, free_port, report
+from benchmarks.serving import PeakRSS, auth_headers, closed_loop, free_port, report
 
 
 def make_bundle(work: Path) -> str:
@@ -86,8 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     results = {}
+    headers = auth_headers(work)
+
     def body(i: int) -> dict:
-        return {"json": {"text": texts[i % len(texts)]}}
+        return {"json": {"text": texts[i % len(texts)]}, "headers": headers}
 
     with PeakRSS("text") as rss:
         for label, batch in (("batching on", args.batch_size), ("batching off", 1)):

@@ -102,6 +102,50 @@ def start_text_app(settings: Settings, port: int) -> str:
     return f"http://{settings.serve_host}:{port}/v1/text"
 
 
+POSTS = [
+    {"post_id": "demo-1", "user_id": "demo-user-a", "text": "congrats on the new job, well deserved"},
+    {"post_id": "demo-2", "user_id": "demo-user-b", "text": "you are a worthless idiot and everyone hates you"},
+    {"post_id": "demo-3", "user_id": "demo-user-c",
+     "text": "free followers at http://cheap-likes.example/a http://cheap-likes.example/b http://cheap-likes.example/c "
+             "http://cheap-likes.example/d http://cheap-likes.example/e http://cheap-likes.example/f"},
+]
+
+
+def demo_key(settings: Settings) -> str:
+    """A fresh API key (scopes moderate and review) for this run's requests; printed for the user's own."""
+    from modera.store.auth import create_key
+
+    key, _ = create_key(open_store(settings.resolved_store_url), f"demo-{int(time.time())}", ["moderate", "review"],
+                        actor="make demo")
+    return key
+
+
+def start_gateway(settings: Settings, port: int) -> str:
+    """The gateway (packaged default policy, the text app only) and the review queue next to the text app."""
+    from ray import serve
+
+    from serve_apps.gateway_app import GatewayAppArgs
+    from serve_apps.gateway_app import build_app as build_gateway
+    from serve_apps.review_app import build_app as build_review
+
+    serve.run(build_gateway(GatewayAppArgs(apps={"text": "text"}, max_replicas=1)), name="gateway",
+              route_prefix="/v1/moderate")
+    serve.run(build_review(), name="review", route_prefix="/v1/review")
+    return f"http://{settings.serve_host}:{port}/v1/moderate"
+
+
+def print_decisions(answers: list[dict]) -> None:
+    print(f"\n{'post':<8} {'action':<7} rules (policy {answers[0].get('policy', '?')})")
+    print("-" * 110)
+    for post, a in zip(POSTS, answers):
+        if "action" not in a:
+            print(f"{post['post_id']:<8} error   {a.get('error', a)}")
+            continue
+        rules = "; ".join(f"{r['rule']}: {r['reason']}" for r in a["rules"]) or "-"
+        stored = "" if a["created"] else " (stored by an earlier run)"
+        print(f"{post['post_id']:<8} {a['action']:<7} {rules[:140]}{stored}")
+
+
 def print_table(results: list[dict]) -> None:
     print(f"\n{'text':<46} {'lang':<4} {'top category':<12} {'score':>5} {'sev':>3}  {'entities':<18} model")
     print("-" * 110)
@@ -132,12 +176,20 @@ def run(args: argparse.Namespace) -> int:
         champion = promotion.promote(open_store(settings.resolved_store_url), name, version, reason="make demo").to_version
     print(f"champion: {name} v{champion}")
     url = start_text_app(settings, port)
-    response = requests.post(url, json={"texts": SAMPLES}, timeout=120)
+    key = demo_key(settings)
+    auth = {"Authorization": f"Bearer {key}"}
+    response = requests.post(url, json={"texts": SAMPLES}, headers=auth, timeout=120)
     response.raise_for_status()
     print_table(response.json()["results"])
+    gateway = start_gateway(settings, port)
+    print_decisions([requests.post(gateway, json=post, headers=auth, timeout=120).json() for post in POSTS])
     print(f"\nfinished in {time.perf_counter() - started:.0f}s. Where to look next:")
     print(f"  endpoint     POST {url}   (docs: {url}/docs, health: {url}/healthz){'' if args.keep_serving else '  [stopped when this job exits; `make serve` keeps it up]'}")
-    print(f"  try it       curl -s -X POST {url} -H 'content-type: application/json' -d '{{\"text\": \"you are a l0ser\"}}'")
+    print(f"  API key      {key}   (scopes moderate, review; `modera keys create` makes more)")
+    print(f"  try it       curl -s -X POST {url} -H 'authorization: Bearer {key}' -H 'content-type: application/json' "
+          "-d '{\"text\": \"you are a l0ser\"}'")
+    print(f"  decisions    POST {gateway}   (a post -> allow / review / block, stored); reviewers: "
+          f"{gateway.rsplit('/moderate', 1)[0]}/review/ui")
     print(f"  MLflow UI    make mlflow-ui   (store: {settings.resolved_tracking_uri})")
     print(f"  data dir     {settings.resolved_data_dir}")
     if args.keep_serving:

@@ -18,12 +18,13 @@ from ray import serve
 
 from modera.analyzers.audio import AudioAnalyzer, AudioResult
 from modera.api import RootWithoutSlash
+from modera.api.auth import RequireKey
 from modera.api.audio import read_audio_request
 from modera.api.errors import install_error_handlers
 from modera.audio.stt import SttConfig
 from modera.audio.vad import VadConfig
 from modera.errors import NotReady
-from modera.media.audio import AudioLimits
+from modera.media.audio import AudioLimits, decode_audio
 from modera.schemas import AudioContent
 from serve_apps.model_host import HostArgs, ModelHost, host_options
 
@@ -37,6 +38,7 @@ api = FastAPI(
 )
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
+api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
 
 
 class AudioAppArgs(HostArgs):
@@ -90,6 +92,13 @@ class AudioDeployment(ModelHost):
             raise NotReady(self._load_error or "no model loaded yet")
         result = await self._batch(upload.content)
         return AudioResponse(results=[result], source_format=upload.source_format)
+
+    async def analyze_bytes(self, data: bytes, item_id: str | None = None) -> AudioResult:
+        """One clip's encoded bytes (any format ``/v1/audio`` takes), for the gateway's handle."""
+        if self._analyzer.model_ref is None:
+            raise NotReady(self._load_error or "no model loaded yet")
+        audio = await self._infer(lambda: decode_audio(data, limits=self._limits))
+        return await self._batch(AudioContent(id=item_id, samples=audio.samples))
 
     @api.get("/healthz", summary="Readiness: the speech models and the text model, or why none is loaded")
     async def healthz(self):

@@ -18,6 +18,7 @@ from ray import serve
 
 from modera.analyzers.vision import VisionAnalyzer
 from modera.api import RootWithoutSlash
+from modera.api.auth import RequireKey
 from modera.api.errors import install_error_handlers
 from modera.api.image import EXPLAIN_ALL, ImageLimits, ImageRequestJSON, read_image_request
 from modera.errors import InvalidInput, NotReady
@@ -35,6 +36,7 @@ api = FastAPI(
 )
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
+api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
 
 
 class ImageAppArgs(HostArgs):

@@ -34,11 +34,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from ray import serve
 
+from modera.api.auth import RequireKey
+from modera.api.body import temp_upload_path
 from modera.api.errors import error_body, install_error_handlers
 from modera.api.image import ImageLimits
 from modera.api.match import read_json, read_upload
 from modera.banks import store as banks
-from modera.errors import InvalidInput, NotReady, SchemaError
+from modera.errors import InvalidInput, NotReady, PayloadTooLarge, SchemaError
 from modera.matching.video import ClipParams
 from modera.media.video import VideoLimits, sample_frames
 from modera.settings import load_settings
@@ -52,6 +54,8 @@ api = FastAPI(
     "clip-level alignment for videos) and manages the banks.",
 )
 install_error_handlers(api)
+# Matching needs scope moderate; bank management and the rebuild history need banks; /match/healthz is open.
+api.add_middleware(RequireKey, scope_for=lambda path: "moderate" if path.rstrip("/") == "/match" else "banks")
 
 
 class MatchAppArgs(BaseModel):
@@ -307,6 +311,23 @@ class MatchDeployment:
             results = await self._run(self._matcher.match_images, images, banks=bank_names)
         return {"results": [_image_result(item.id, r) for item, r in zip(upload.images, results)],
                 "index": self._index_state()}
+
+    async def match_images(self, images: list) -> list[dict]:
+        """Decoded images (PIL) against every bank, for the gateway's handle: one result per image."""
+        results = await self._run(self._matcher.match_images, images)
+        return [_image_result(None, r) for r in results]
+
+    async def match_video_bytes(self, data: bytes) -> dict:
+        """One video's bytes against every bank, for the gateway's handle: the clip matches."""
+        if len(data) > self._video_limits.max_bytes:
+            raise PayloadTooLarge(f"the video is {len(data)} bytes; the limit is {self._video_limits.max_bytes}")
+        path = temp_upload_path(".video")
+        try:
+            path.write_bytes(data)
+            _, result = await self._run(self._match_video, path, "the video", None)
+        finally:
+            path.unlink(missing_ok=True)
+        return {"matched": result.matched, "clips": [_clip(m) for m in result.clips]}
 
     def _index_state(self) -> dict:
         return {"revision": self._matcher.revision, "embedding_model": self._matcher.model_name}

@@ -8,7 +8,8 @@ A deployment class inherits ``ModelHost`` and calls ``_start_host`` from its ``_
   so a broken version never replaces a working one (``load_error`` on /healthz says why);
 - follows a ``models:/name@alias`` URI by polling the registry: a promotion or rollback made with the
   CLI, the API or the MLflow UI reaches every replica without a redeploy;
-- reports the loaded model, the last load and poll errors, and the replica id for ``/healthz``.
+- reports the loaded model, the last load and poll errors, and the replica id for ``/healthz``;
+- answers ``analyze(items)`` for callers holding a Serve handle (the gateway), through the app's batch.
 
 Not ``from __future__ import annotations`` (Serve's class-based FastAPI ingress needs real annotations),
 and every helper sits above the classes that use it (Serve pickles deployment classes at import).
@@ -27,6 +28,7 @@ from ray import serve
 from modera import registry
 from modera.analyzers.base import Analyzer
 from modera.api.errors import error_body
+from modera.errors import NotReady
 from modera.runtime import configure_registry
 from modera.schemas import Content
 from modera.settings import Settings, load_settings
@@ -110,6 +112,16 @@ class ModelHost:
         uri = user_config.get("model_uri", self._model_uri)
         if uri and uri != self._model_uri:
             self._load(uri)
+
+    async def analyze(self, items: list) -> list:
+        """Score content items for a caller holding a handle (the gateway): through the app's dynamic batch
+        when it has one, so gateway calls and HTTP requests share batches."""
+        if self._analyzer.model_ref is None:
+            raise NotReady(self._load_error or "no model loaded yet")
+        batch = getattr(self, "_batch", None)
+        if batch is None:
+            return await self._infer(self._analyzer.analyze_batch, items)
+        return list(await asyncio.gather(*(batch(item) for item in items)))
 
     async def _infer(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the inference thread without blocking the event loop."""

@@ -16,6 +16,7 @@ from ray import serve
 
 from modera.analyzers.ocr import OcrAnalyzer
 from modera.api import RootWithoutSlash
+from modera.api.auth import RequireKey
 from modera.api.errors import install_error_handlers
 from modera.api.image import ImageLimits, read_image_request
 from modera.api.ocr import OcrResponse, openapi_request_body
@@ -33,6 +34,7 @@ api = FastAPI(
 )
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
+api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
 
 
 class OcrAppArgs(HostArgs):

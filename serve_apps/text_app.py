@@ -16,6 +16,7 @@ from ray import serve
 
 from modera.analyzers.text import TextAnalyzer
 from modera.api import RootWithoutSlash
+from modera.api.auth import RequireKey
 from modera.api.body import read_body
 from modera.api.errors import install_error_handlers
 from modera.api.text import TextLimits, TextRequest, TextResponse, parse_text_request
@@ -33,6 +34,7 @@ api = FastAPI(
 )
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
+api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
 
 
 class TextAppArgs(HostArgs):

@@ -17,14 +17,17 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 from ray import serve
 
-from modera.analyzers.video import AggregationConfig, VideoAnalyzer, VideoResult
+from modera.analyzers.video import VIDEO_OCR_CONFIG, AggregationConfig, VideoAnalyzer, VideoResult
 from modera.api import RootWithoutSlash
+from modera.api.auth import RequireKey
 from modera.api.errors import install_error_handlers
 from modera.api.image import ImageLimits
 from modera.api.match import read_upload
-from modera.errors import NotReady, UnsupportedMediaType
+from modera.api.body import temp_upload_path
+from modera.errors import NotReady, PayloadTooLarge, UnsupportedMediaType
 from modera.media.keyframes import KeyframeConfig
 from modera.media.video import VideoLimits
+from modera.ocr import OcrConfig
 from modera.schemas import VideoContent
 from serve_apps.model_host import HostArgs, ModelHost, host_options
 
@@ -38,6 +41,7 @@ api = FastAPI(
 )
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
+api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
 
 
 class VideoAppArgs(HostArgs):
@@ -53,6 +57,7 @@ class VideoAppArgs(HostArgs):
     aggregation: AggregationConfig = AggregationConfig()
     audio: bool = True
     ocr: bool = True
+    ocr_config: OcrConfig = VIDEO_OCR_CONFIG
 
 
 class VideoResponse(BaseModel):
@@ -93,7 +98,7 @@ class VideoDeployment(ModelHost):
         cache_dir = load_settings().resolved_data_dir / "model_cache"
         analyzer = VideoAnalyzer(self._args.text_model_uri, cache_dir=cache_dir, keyframes=self._args.keyframes,
                                  limits=self._video_limits, aggregation=self._args.aggregation,
-                                 audio=self._args.audio, ocr=self._args.ocr)
+                                 audio=self._args.audio, ocr=self._args.ocr, ocr_config=self._args.ocr_config)
         self._start_host(analyzer, warmup_item(), self._args.torch_threads)
 
     @api.post("/", response_model=VideoResponse, summary="Moderate one video")
@@ -112,6 +117,20 @@ class VideoDeployment(ModelHost):
                     raise type(exc)(str(exc).replace(str(upload.video), upload.video_name or "the video")) from None
                 raise
         return VideoResponse(results=[result])
+
+    async def analyze_bytes(self, data: bytes, item_id: str | None = None) -> VideoResult:
+        """One video's bytes, for the gateway's handle: written to a temporary file, deleted afterwards."""
+        if self._analyzer.model_ref is None:
+            raise NotReady(self._load_error or "no model loaded yet")
+        if len(data) > self._video_limits.max_bytes:
+            raise PayloadTooLarge(f"the video is {len(data)} bytes; the limit is {self._video_limits.max_bytes}")
+        path = temp_upload_path(".video")
+        try:
+            path.write_bytes(data)
+            [result] = await self._infer(self._analyzer.analyze_batch, [VideoContent(id=item_id, path=str(path))])
+        finally:
+            path.unlink(missing_ok=True)
+        return result
 
     @api.get("/healthz", summary="Readiness: the vision model (and the text model), or why none is loaded")
     async def healthz(self):

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import requests
 from PIL import Image, ImageDraw
+
+# Every endpoint but health needs an API key. The test session's admin key reaches Serve replicas and jobs through
+# MODERA_ADMIN_KEY (set before the Ray head starts; replicas register it in the store on first use), and ``http``
+# is a requests session that sends it. Tests of authentication itself use plain ``requests``.
+ADMIN_KEY = os.environ.setdefault("MODERA_ADMIN_KEY", "mdr_testsess_" + "k" * 43)
+http = requests.Session()
+http.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
 
 
 def wait_healthy(url: str, timeout_s: float = 180) -> None:
@@ -128,20 +136,25 @@ def stub_text_analyzer():
     return _Stub()
 
 
-def require_espeak() -> str:
-    """The espeak-ng executable; skips the test without it, or fails under MODERA_REQUIRE_SYSTEM_DEPS=1."""
+def require_executable(name: str, package: str) -> str:
+    """The path of ``name``; skips the test without it, or fails under MODERA_REQUIRE_SYSTEM_DEPS=1 (CI)."""
     import os
     import shutil
 
     import pytest
 
-    exe = shutil.which("espeak-ng")
+    exe = shutil.which(name)
     if exe is None:
-        message = "espeak-ng is not installed (apt-get install espeak-ng)"
+        message = f"{name} is not installed (apt-get install {package})"
         if os.environ.get("MODERA_REQUIRE_SYSTEM_DEPS") == "1":
             pytest.fail(f"{message}; MODERA_REQUIRE_SYSTEM_DEPS=1 requires it")
         pytest.skip(message)
     return exe
+
+
+def require_espeak() -> str:
+    """The espeak-ng executable (synthesises the speech the speech tests transcribe)."""
+    return require_executable("espeak-ng", "espeak-ng")
 
 
 def speak(text: str, folder, rate: int = 140, extra: tuple[str, ...] = ()) -> np.ndarray:

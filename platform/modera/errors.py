@@ -73,6 +73,18 @@ class NotFound(ModeraError):
     code = "not_found"
 
 
+class Unauthorized(ModeraError):
+    """No API key, or a malformed, unknown, revoked or expired one; or a wrong reviewer login (HTTP 401)."""
+
+    code = "unauthorized"
+
+
+class Forbidden(ModeraError):
+    """The key is valid but lacks the scope the endpoint needs (HTTP 403)."""
+
+    code = "forbidden"
+
+
 class WeightsMismatch(ModeraError):
     """A packaged weight file's SHA-256 is not the pinned one."""
 

@@ -27,10 +27,15 @@ def test_demo_runs_twice(tmp_path):
     assert "evaluation gate for v1: passed" in out and "champion: modera-text v1" in out
     assert "top category" in out and out.count("modera-text v1") >= 14  # one row per sample + the header line
     assert "k i l l yourself" in out and "\\u200b" in out  # obfuscated samples are shown escaped
-    assert "MLflow UI" in out and "/v1/text" in out
+    assert "MLflow UI" in out and "/v1/text" in out and "API key      mdr_" in out
+    # The gateway with the packaged policy: six links are link spam (at least review), whatever the model scores.
+    assert "policy default@1" in out
+    [line] = [line for line in out.splitlines() if line.startswith("demo-3 ")]
+    assert line.split()[1] in ("review", "block") and "link_spam: 6 links > 5" in line, line
     assert (tmp_path / "mlflow" / "mlflow.db").is_file() and (tmp_path / "demo").is_dir()
 
     second = run_demo(tmp_path, free_port())
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "reusing modera-text v1" in second.stdout
     assert "champion: modera-text v1" in second.stdout
+    assert second.stdout.count("(stored by an earlier run)") == 3  # decisions survived the first run's exit

@@ -10,10 +10,9 @@ import io
 import av
 import numpy as np
 import pytest
-import requests
 import soundfile as sf
 
-from tests.helpers import speak, wait_healthy
+from tests.helpers import http, speak, wait_healthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -83,12 +82,12 @@ def worst(categories: dict) -> float:
 
 def test_speech_is_transcribed_and_scored_in_every_input_shape(audio_url, clip, trained):
     answers = {
-        "wav": requests.post(audio_url, data=wav(clip), headers={"content-type": "audio/wav"}, timeout=120),
-        "mp3": requests.post(audio_url, files={"audio": ("clip.mp3", encode(clip, "mp3", "libmp3lame"))},
+        "wav": http.post(audio_url, data=wav(clip), headers={"content-type": "audio/wav"}, timeout=120),
+        "mp3": http.post(audio_url, files={"audio": ("clip.mp3", encode(clip, "mp3", "libmp3lame"))},
                              data={"id": "c1"}, timeout=120),
-        "json": requests.post(audio_url, json={"audio": base64.b64encode(wav(clip)).decode(), "id": "c2"},
+        "json": http.post(audio_url, json={"audio": base64.b64encode(wav(clip)).decode(), "id": "c2"},
                               timeout=120),
-        "video": requests.post(audio_url, data=encode(clip, "mp4", "aac", video=True),
+        "video": http.post(audio_url, data=encode(clip, "mp4", "aac", video=True),
                                headers={"content-type": "video/mp4"}, timeout=120),
     }
     for name, r in answers.items():
@@ -110,7 +109,7 @@ def test_speech_is_transcribed_and_scored_in_every_input_shape(audio_url, clip, 
 
 
 def test_silence_is_an_explicit_no_speech_result(audio_url):
-    r = requests.post(audio_url, data=wav(np.zeros(2 * SR, np.float32)), headers={"content-type": "audio/wav"})
+    r = http.post(audio_url, data=wav(np.zeros(2 * SR, np.float32)), headers={"content-type": "audio/wav"})
     assert r.status_code == 200
     result = r.json()["results"][0]
     assert result["speech"] is False and result["transcript"] == "" and worst(result["categories"]) == 0.0
@@ -118,18 +117,18 @@ def test_silence_is_an_explicit_no_speech_result(audio_url):
 
 def test_bad_input_gets_a_named_4xx_and_the_replica_keeps_serving(audio_url, clip):
     cases = [
-        (requests.post(audio_url, data=b"", headers={"content-type": "audio/wav"}), 400, "empty"),
-        (requests.post(audio_url, data=wav(clip)[:200], headers={"content-type": "audio/wav"}), 400, "audio body"),
-        (requests.post(audio_url, data=b"%PDF-1.4 hello", headers={"content-type": "audio/wav"}), 415, "pdf"),
-        (requests.post(audio_url, data=b"x" * 2_100_000, headers={"content-type": "audio/wav"}), 413, "limit"),
-        (requests.post(audio_url, data=wav(np.zeros(31 * SR, np.float32)), headers={"content-type": "audio/wav"}),
+        (http.post(audio_url, data=b"", headers={"content-type": "audio/wav"}), 400, "empty"),
+        (http.post(audio_url, data=wav(clip)[:200], headers={"content-type": "audio/wav"}), 400, "audio body"),
+        (http.post(audio_url, data=b"%PDF-1.4 hello", headers={"content-type": "audio/wav"}), 415, "pdf"),
+        (http.post(audio_url, data=b"x" * 2_100_000, headers={"content-type": "audio/wav"}), 413, "limit"),
+        (http.post(audio_url, data=wav(np.zeros(31 * SR, np.float32)), headers={"content-type": "audio/wav"}),
          413, "max_seconds"),
-        (requests.post(audio_url, data="hello", headers={"content-type": "text/plain"}), 415, "text/plain"),
-        (requests.post(audio_url, json={"audio": "***"}), 400, "base64"),
-        (requests.post(audio_url, files={"sound": ("a.wav", wav(clip))}), 422, "audio"),
+        (http.post(audio_url, data="hello", headers={"content-type": "text/plain"}), 415, "text/plain"),
+        (http.post(audio_url, json={"audio": "***"}), 400, "base64"),
+        (http.post(audio_url, files={"sound": ("a.wav", wav(clip))}), 422, "audio"),
     ]
     for response, status, word in cases:
         assert response.status_code == status, (word, response.text)
         assert word.lower() in response.json()["error"]["message"].lower(), response.text
         assert "/tmp/" not in response.text
-    assert requests.get(f"{audio_url}/healthz", timeout=10).status_code == 200
+    assert http.get(f"{audio_url}/healthz", timeout=10).status_code == 200

@@ -8,8 +8,9 @@ import io
 
 import numpy as np
 import pytest
-import requests
 from PIL import Image
+
+from tests.helpers import http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,7 +36,7 @@ def test_the_champion_scores_image_rules_from_pixels_and_code_rules_from_text(im
     results = []
     for start in range(0, 32, 8):  # the fixture's limit is 8 images per request
         body = {"images": [{"image": _b64(r["image"]), "text": r["code"], "id": r["id"]} for r in rows[start:start + 8]]}
-        response = requests.post(image_url, json=body, timeout=120)
+        response = http.post(image_url, json=body, timeout=120)
         assert response.status_code == 200, response.text
         results += response.json()["results"]
     assert [r["item_id"] for r in results] == [r["id"] for r in rows[:32]]
@@ -53,11 +54,11 @@ def test_the_champion_scores_image_rules_from_pixels_and_code_rules_from_text(im
 
 def test_multipart_raw_and_base64_give_the_same_scores(image_url, emotes):
     row = emotes.iloc[0]
-    as_json = requests.post(image_url, json={"image": _b64(row["image"]), "text": row["code"]}, timeout=60)
-    as_form = requests.post(image_url, files={"image": ("e.png", row["image"], "image/png")}, data={"text": row["code"]},
+    as_json = http.post(image_url, json={"image": _b64(row["image"]), "text": row["code"]}, timeout=60)
+    as_form = http.post(image_url, files={"image": ("e.png", row["image"], "image/png")}, data={"text": row["code"]},
                             timeout=60)
     assert _scores(as_json, "abusive_code") == pytest.approx(_scores(as_form, "abusive_code"), abs=1e-5)
-    raw = requests.post(image_url, data=row["image"], headers={"content-type": "image/png"}, timeout=60)
+    raw = http.post(image_url, data=row["image"], headers={"content-type": "image/png"}, timeout=60)
     assert raw.status_code == 200 and raw.json()["results"][0]["frames_scored"] == 1
 
 
@@ -67,15 +68,15 @@ def test_an_animated_gif_is_scored_on_sampled_frames_and_the_worst_frame_counts(
     frames = [Image.open(io.BytesIO(b)).convert("RGB") for b in [*others["image"].iloc[:3], letters["image"].iloc[0]]]
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
-    gif = requests.post(image_url, files={"image": ("a.gif", buffer.getvalue(), "image/gif")}, timeout=60)
-    still = requests.post(image_url, files={"image": ("s.png", others["image"].iloc[0], "image/png")}, timeout=60)
+    gif = http.post(image_url, files={"image": ("a.gif", buffer.getvalue(), "image/gif")}, timeout=60)
+    still = http.post(image_url, files={"image": ("s.png", others["image"].iloc[0], "image/png")}, timeout=60)
     assert gif.json()["results"][0]["frames_scored"] == 4
     assert _scores(gif, "single_letter")[0] > _scores(still, "single_letter")[0]
 
 
 def test_explanations_return_a_heatmap_and_boxes_inside_the_image(image_url, emotes):
     row = emotes[emotes.single_letter == 1].iloc[0]
-    response = requests.post(image_url, json={"image": _b64(row["image"]), "text": row["code"],
+    response = http.post(image_url, json={"image": _b64(row["image"]), "text": row["code"],
                                               "explain": ["single_letter"]}, timeout=120)
     assert response.status_code == 200, response.text
     [explanation] = response.json()["results"][0]["explanations"]
@@ -101,34 +102,34 @@ def test_explanations_return_a_heatmap_and_boxes_inside_the_image(image_url, emo
     ],
 )
 def test_bad_input_gets_a_named_4xx_and_the_replica_keeps_serving(image_url, emotes, kwargs, status, message):
-    response = requests.post(image_url, timeout=60, **kwargs)
+    response = http.post(image_url, timeout=60, **kwargs)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]["message"]
-    ok = requests.post(image_url, data=emotes.iloc[1]["image"], headers={"content-type": "image/png"}, timeout=60)
+    ok = http.post(image_url, data=emotes.iloc[1]["image"], headers={"content-type": "image/png"}, timeout=60)
     assert ok.status_code == 200
 
 
 def test_truncated_and_oversized_images_are_refused(image_url, emotes):
     png = emotes.iloc[2]["image"]
-    truncated = requests.post(image_url, data=png[: len(png) // 2], headers={"content-type": "image/png"}, timeout=60)
+    truncated = http.post(image_url, data=png[: len(png) // 2], headers={"content-type": "image/png"}, timeout=60)
     assert truncated.status_code == 400 and "PNG" in truncated.json()["error"]["message"]
     buffer = io.BytesIO()
     Image.new("1", (9000, 9000)).save(buffer, "PNG")  # 81 Mpx in a small file: over the test limit of 4 Mpx
-    bomb = requests.post(image_url, data=buffer.getvalue(), headers={"content-type": "image/png"}, timeout=60)
+    bomb = http.post(image_url, data=buffer.getvalue(), headers={"content-type": "image/png"}, timeout=60)
     assert bomb.status_code == 413 and "pixels" in bomb.json()["error"]["message"]
     many = {"images": [{"image": _b64(png)}] * 9}
-    assert requests.post(image_url, json=many, timeout=60).status_code == 413
+    assert http.post(image_url, json=many, timeout=60).status_code == 413
 
 
 def test_unknown_explain_category_is_a_400_naming_the_categories(image_url, emotes):
     row = emotes.iloc[0]
-    response = requests.post(image_url, json={"image": _b64(row["image"]), "explain": ["nudity"]}, timeout=60)
+    response = http.post(image_url, json={"image": _b64(row["image"]), "explain": ["nudity"]}, timeout=60)
     assert response.status_code == 400
     assert "nudity" in response.json()["error"]["message"] and "single_letter" in response.json()["error"]["message"]
 
 
 def test_healthz_names_the_model_and_the_signal(image_url, vision_champion):
-    body = requests.get(f"{image_url}/healthz", timeout=10).json()
+    body = http.get(f"{image_url}/healthz", timeout=10).json()
     assert body["status"] == "ok" and body["model"]["version"] == vision_champion.version
     assert body["nsfw"] is True and body["categories"] == ["single_letter", "abusive_code"]
     assert body["load_error"] is None

@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 from mlflow import MlflowClient
 
 from modera import registry
@@ -20,6 +19,8 @@ from modera.errors import ConfigError
 from modera.lifecycle import promotion
 from modera.training.text import TextTrainConfig
 from pipelines.train_text import train_register_gate
+
+from tests.helpers import http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -71,7 +72,7 @@ class RequestLoop(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set() and time.monotonic() < self.deadline:
-            r = requests.post(self.url, json={"text": "you are a l0ser"}, timeout=60)
+            r = http.post(self.url, json={"text": "you are a l0ser"}, timeout=60)
             self.seen.append((r.status_code, r.json()["results"][0]["model"]["version"] if r.ok else r.text))
             time.sleep(0.05)
 
@@ -135,17 +136,17 @@ def test_a_version_that_fails_to_load_keeps_the_old_one_serving(text_url, traine
     promotion.promote(store, name, broken, force=True, reason="load failure test")
     deadline, health = time.monotonic() + 60, {}
     while time.monotonic() < deadline:
-        health = requests.get(f"{text_url}/healthz", timeout=30).json()
+        health = http.get(f"{text_url}/healthz", timeout=30).json()
         if health["load_error"]:
             break
         time.sleep(0.5)
     assert "not a Modera text model" in (health["load_error"] or ""), health
     assert health["model"]["version"] == good
-    r = requests.post(text_url, json={"text": "still serving"}, timeout=60)
+    r = http.post(text_url, json={"text": "still serving"}, timeout=60)
     assert r.status_code == 200 and r.json()["results"][0]["model"]["version"] == good
     promotion.rollback(store, name, reason="broken artifact")
     deadline = time.monotonic() + 30
-    while requests.get(f"{text_url}/healthz", timeout=30).json()["load_error"] and time.monotonic() < deadline:
+    while http.get(f"{text_url}/healthz", timeout=30).json()["load_error"] and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert requests.get(f"{text_url}/healthz", timeout=30).json()["load_error"] is None, "health must clear after rollback"
+    assert http.get(f"{text_url}/healthz", timeout=30).json()["load_error"] is None, "health must clear after rollback"
 

@@ -10,10 +10,9 @@ import json
 import time
 
 import pytest
-import requests
 from PIL import Image
 
-from tests.helpers import pattern, wait_healthy, write_video
+from tests.helpers import http, pattern, wait_healthy, write_video
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,13 +59,13 @@ def replicas(urls, tries: int = 40) -> dict[str, dict]:
     """The health of every replica the proxy reaches (requests are spread over them)."""
     seen = {}
     for _ in range(tries):
-        body = requests.get(f"{urls['match']}/healthz", timeout=10).json()
+        body = http.get(f"{urls['match']}/healthz", timeout=10).json()
         seen[body["replica"]] = body
     return seen
 
 
 def match(urls, image: Image.Image, **params) -> dict:
-    r = requests.post(urls["match"], data=png(image), headers={"content-type": "image/png"}, params=params,
+    r = http.post(urls["match"], data=png(image), headers={"content-type": "image/png"}, params=params,
                       timeout=60)
     assert r.status_code == 200, r.text
     [result] = r.json()["results"]
@@ -77,7 +76,7 @@ def add_image(urls, bank: str, item_id: str, image: Image.Image, labels: str | N
     data = {"id": item_id}
     if labels:
         data["labels"] = labels
-    r = requests.post(f"{urls['banks']}/{bank}/items", files={"image": ("ref.png", png(image), "image/png")},
+    r = http.post(f"{urls['banks']}/{bank}/items", files={"image": ("ref.png", png(image), "image/png")},
                       data=data, timeout=60)
     assert r.status_code == 201, r.text
     return r.json()
@@ -85,25 +84,25 @@ def add_image(urls, bank: str, item_id: str, image: Image.Image, labels: str | N
 
 def test_banks_and_image_matching_over_http(urls):
     b = urls["banks"]
-    r = requests.post(b, json={"name": "known", "kind": "block", "labels": ["graphic_violence"],
+    r = http.post(b, json={"name": "known", "kind": "block", "labels": ["graphic_violence"],
                                "thresholds": {"pdq": 31, "embedding": 0.8}})
     assert r.status_code == 201 and r.json()["labels"] == ["graphic_violence"]
-    assert requests.post(b, json={"name": "known"}).status_code == 409
-    assert requests.post(b, json={"name": "fp", "kind": "allow", "thresholds": {"embedding": 0.97}}).status_code == 201
+    assert http.post(b, json={"name": "known"}).status_code == 409
+    assert http.post(b, json={"name": "fp", "kind": "allow", "thresholds": {"embedding": 0.97}}).status_code == 201
 
     item = add_image(urls, "known", "img-1", pattern(1))
     assert item["pdq_quality"] >= 50 and item["status"] == "active" and item["media"] == "image"
     add_image(urls, "known", "img-2", pattern(2), labels="graphic_violence,gore")
-    raw = requests.post(f"{b}/known/items", data=png(pattern(3)), headers={"content-type": "image/png"},
+    raw = http.post(f"{b}/known/items", data=png(pattern(3)), headers={"content-type": "image/png"},
                         params={"id": "img-3", "provenance": json.dumps({"source": "partner"})}, timeout=60)
     assert raw.status_code == 201 and raw.json()["provenance"] == {"source": "partner"}
     from modera.matching.pdq import pdq_hash
 
-    hashed = requests.post(f"{b}/known/items", json={"id": "hash-4", "pdq": pdq_hash(pattern(4)).hex,
+    hashed = http.post(f"{b}/known/items", json={"id": "hash-4", "pdq": pdq_hash(pattern(4)).hex,
                                                      "labels": ["spam"]}, timeout=30)
     assert hashed.status_code == 201 and hashed.json()["pdq"] == pdq_hash(pattern(4)).hex
 
-    listed = requests.get(f"{b}/known", timeout=10).json()
+    listed = http.get(f"{b}/known", timeout=10).json()
     assert listed["items"] == {"active": 4, "disabled": 0, "removed": 0}
     time.sleep(3 * REFRESH_S)  # the other replica applies the changes at its next refresh
 
@@ -123,7 +122,7 @@ def test_banks_and_image_matching_over_http(urls):
     assert not match(urls, pattern(99))["matched"]
 
     # base64 JSON and multipart give the same answer; banks= filters
-    b64 = requests.post(urls["match"], json={"images": [{"image": base64.b64encode(png(pattern(1))).decode(),
+    b64 = http.post(urls["match"], json={"images": [{"image": base64.b64encode(png(pattern(1))).decode(),
                                                           "id": "q1"}]}, timeout=60).json()["results"][0]
     assert b64["id"] == "q1" and b64["matches"][0]["external_id"] == "img-1"
     only_fp = match(urls, pattern(1), banks="fp")
@@ -138,17 +137,17 @@ def test_banks_and_image_matching_over_http(urls):
 
 def test_changes_reach_every_replica(urls):
     assert len(replicas(urls)) == 2
-    requests.post(urls["banks"], json={"name": "live"}, timeout=10)
+    http.post(urls["banks"], json={"name": "live"}, timeout=10)
     add_image(urls, "live", "img-10", pattern(10))
     deadline = time.monotonic() + 10 * REFRESH_S
     while time.monotonic() < deadline and not all(match(urls, pattern(10))["matched"] for _ in range(6)):
         time.sleep(REFRESH_S)
     assert all(match(urls, pattern(10))["matched"] for _ in range(8))
-    r = requests.patch(f"{urls['banks']}/live/items/img-10", json={"status": "disabled"}, timeout=10)
+    r = http.patch(f"{urls['banks']}/live/items/img-10", json={"status": "disabled"}, timeout=10)
     assert r.status_code == 200 and r.json()["status"] == "disabled"
     time.sleep(3 * REFRESH_S)
     assert not any(match(urls, pattern(10))["matched"] for _ in range(8))
-    assert requests.patch(f"{urls['banks']}/live/items/img-10", json={"status": "active"}).json()["status"] == "active"
+    assert http.patch(f"{urls['banks']}/live/items/img-10", json={"status": "active"}).json()["status"] == "active"
     time.sleep(3 * REFRESH_S)
     assert all(match(urls, pattern(10))["matched"] for _ in range(8))
 
@@ -156,9 +155,9 @@ def test_changes_reach_every_replica(urls):
 def test_videos_match_clip_wise_after_trimming_and_re_encoding(urls, tmp_path):
     shots = [pattern(s, size=160) for s in range(40, 52)]  # 12 shots of 1 s at 10 fps
     reference = write_video(tmp_path / "ref.mp4", [s for s in shots for _ in range(10)], fps=10)
-    requests.post(urls["banks"], json={"name": "videos", "labels": ["violent_extremism"]}, timeout=10)
+    http.post(urls["banks"], json={"name": "videos", "labels": ["violent_extremism"]}, timeout=10)
     with reference.open("rb") as fh:
-        r = requests.post(f"{urls['banks']}/videos/items", files={"video": ("ref.mp4", fh, "video/mp4")},
+        r = http.post(f"{urls['banks']}/videos/items", files={"video": ("ref.mp4", fh, "video/mp4")},
                           data={"id": "clip-1"}, timeout=120)
     assert r.status_code == 201, r.text
     assert r.json()["media"] == "video" and r.json()["frames"] == 12 and abs(r.json()["duration"] - 12) < 0.2
@@ -167,7 +166,7 @@ def test_videos_match_clip_wise_after_trimming_and_re_encoding(urls, tmp_path):
     # seconds 4-10, re-encoded at low quality with a slight crop, as WebM
     trimmed = [crop(s, 0.92).resize((160, 160)) for s in shots[4:10] for _ in range(10)]
     query = write_video(tmp_path / "copy.webm", trimmed, fps=10, codec="libvpx-vp9")
-    r = requests.post(urls["match"], data=query.read_bytes(), headers={"content-type": "video/webm"}, timeout=120)
+    r = http.post(urls["match"], data=query.read_bytes(), headers={"content-type": "video/webm"}, timeout=120)
     assert r.status_code == 200, r.text
     video = r.json()["video"]
     assert video["matched"] and video["sampled_frames"] == 6
@@ -176,7 +175,7 @@ def test_videos_match_clip_wise_after_trimming_and_re_encoding(urls, tmp_path):
     assert abs(clip["offset"] - 4.0) <= 1.0 and clip["coverage"] >= 0.5 and clip["frames"] >= 3
 
     unrelated = write_video(tmp_path / "other.mp4", [pattern(s, 160) for s in range(80, 86) for _ in range(10)])
-    r = requests.post(urls["match"], data=unrelated.read_bytes(), headers={"content-type": "video/mp4"}, timeout=120)
+    r = http.post(urls["match"], data=unrelated.read_bytes(), headers={"content-type": "video/mp4"}, timeout=120)
     assert r.status_code == 200 and r.json()["video"]["clips"] == []
 
 
@@ -184,50 +183,50 @@ def test_bad_input_gets_a_named_4xx_and_changes_nothing(urls, tmp_path):
     m, b = urls["match"], urls["banks"]
     truncated = write_video(tmp_path / "t.mp4", [pattern(1, 64)] * 20).read_bytes()[:1500]
     cases = [
-        (requests.post(m, data=b"\x00" * 100, headers={"content-type": "video/mp4"}), 415, "the video body"),
-        (requests.post(m, data=truncated, headers={"content-type": "video/mp4"}), 400, "the video body"),
-        (requests.post(m, data=b"RIFF1234AVI LIST", headers={"content-type": "video/avi"}), 415, "video/avi"),
-        (requests.post(m, data=b"", headers={"content-type": "video/mp4"}), 400, "empty"),
-        (requests.post(m, data=b"x" * 3_100_000, headers={"content-type": "video/mp4"}), 413, "limit"),
-        (requests.post(m, data=b"{", headers={"content-type": "application/json"}), 400, "JSON"),
-        (requests.post(m, files={"image": ("a.png", png(pattern(1)))}, data={"colour": "red"}), 422, "colour"),
-        (requests.post(m, params={"banks": ","}, data=png(pattern(1)), headers={"content-type": "image/png"}),
+        (http.post(m, data=b"\x00" * 100, headers={"content-type": "video/mp4"}), 415, "the video body"),
+        (http.post(m, data=truncated, headers={"content-type": "video/mp4"}), 400, "the video body"),
+        (http.post(m, data=b"RIFF1234AVI LIST", headers={"content-type": "video/avi"}), 415, "video/avi"),
+        (http.post(m, data=b"", headers={"content-type": "video/mp4"}), 400, "empty"),
+        (http.post(m, data=b"x" * 3_100_000, headers={"content-type": "video/mp4"}), 413, "limit"),
+        (http.post(m, data=b"{", headers={"content-type": "application/json"}), 400, "JSON"),
+        (http.post(m, files={"image": ("a.png", png(pattern(1)))}, data={"colour": "red"}), 422, "colour"),
+        (http.post(m, params={"banks": ","}, data=png(pattern(1)), headers={"content-type": "image/png"}),
          400, "banks"),
-        (requests.post(b, json={"name": "Bad Name"}), 400, "bank name"),
-        (requests.post(b, json={"name": "x", "thresholds": {"pdq": 999}}), 400, "pdq threshold"),
-        (requests.get(f"{b}/nope"), 404, "nope"),
-        (requests.post(f"{b}/nope/items", json={"id": "a", "pdq": "00" * 32}), 404, "nope"),
-        (requests.post(f"{b}/known/items", json={"id": "bad", "pdq": "xyz"}), 400, "pdq_hex"),
-        (requests.post(f"{b}/known/items", json={"id": "img-1", "pdq": "00" * 32}), 409, "img-1"),
-        (requests.post(f"{b}/known/items", files={"image": ("a.png", b"not a png")}, data={"id": "junk"}), 415,
+        (http.post(b, json={"name": "Bad Name"}), 400, "bank name"),
+        (http.post(b, json={"name": "x", "thresholds": {"pdq": 999}}), 400, "pdq threshold"),
+        (http.get(f"{b}/nope"), 404, "nope"),
+        (http.post(f"{b}/nope/items", json={"id": "a", "pdq": "00" * 32}), 404, "nope"),
+        (http.post(f"{b}/known/items", json={"id": "bad", "pdq": "xyz"}), 400, "pdq_hex"),
+        (http.post(f"{b}/known/items", json={"id": "img-1", "pdq": "00" * 32}), 409, "img-1"),
+        (http.post(f"{b}/known/items", files={"image": ("a.png", b"not a png")}, data={"id": "junk"}), 415,
          "a.png"),
-        (requests.post(f"{b}/known/items", files={"image": ("a.png", png(pattern(5)))}), 422, "id"),
-        (requests.patch(f"{b}/known/items/img-1", json={"status": "removed"}), 400, "DELETE"),
-        (requests.patch(f"{b}/known", json={"thresholds": {"embedding": 2}}), 400, "embedding threshold"),
+        (http.post(f"{b}/known/items", files={"image": ("a.png", png(pattern(5)))}), 422, "id"),
+        (http.patch(f"{b}/known/items/img-1", json={"status": "removed"}), 400, "DELETE"),
+        (http.patch(f"{b}/known", json={"thresholds": {"embedding": 2}}), 400, "embedding threshold"),
     ]
     for response, status, word in cases:
         assert response.status_code == status, (response.request.method, response.request.url, response.text)
         assert word.lower() in response.json()["error"]["message"].lower(), response.text
         assert "/tmp/" not in response.text
-    assert requests.get(f"{b}/known", timeout=10).json()["items"]["active"] == 4  # nothing was added
+    assert http.get(f"{b}/known", timeout=10).json()["items"]["active"] == 4  # nothing was added
     assert all(body["status"] == "ok" for body in replicas(urls, 10).values())
 
 
 def test_rebuilds_are_staggered_and_requests_keep_succeeding(urls):
-    requests.post(urls["banks"], json={"name": "churn"}, timeout=10)
+    http.post(urls["banks"], json={"name": "churn"}, timeout=10)
     for i in range(6):
-        requests.post(f"{urls['banks']}/churn/items", timeout=10,
+        http.post(f"{urls['banks']}/churn/items", timeout=10,
                       json={"id": f"h{i}", "pdq": pdq_of(100 + i)}).raise_for_status()
     time.sleep(3 * REFRESH_S)
     before = {r: body["rebuilds"] for r, body in replicas(urls).items()}
     statuses = []
     for i in range(6):  # well over 20% of the rows masked: every replica wants a rebuild
-        assert requests.delete(f"{urls['banks']}/churn/items/h{i}", timeout=10).status_code == 200
-        statuses.append(requests.post(urls["match"], data=png(pattern(1)), headers={"content-type": "image/png"},
+        assert http.delete(f"{urls['banks']}/churn/items/h{i}", timeout=10).status_code == 200
+        statuses.append(http.post(urls["match"], data=png(pattern(1)), headers={"content-type": "image/png"},
                                       timeout=60).status_code)
     deadline = time.monotonic() + 30 * REFRESH_S
     while time.monotonic() < deadline:
-        statuses.append(requests.post(urls["match"], data=png(pattern(1)), headers={"content-type": "image/png"},
+        statuses.append(http.post(urls["match"], data=png(pattern(1)), headers={"content-type": "image/png"},
                                       timeout=60).status_code)
         now = replicas(urls, 10)
         if len(now) == 2 and all(now[r]["rebuilds"] > before.get(r, 0) for r in now):
@@ -236,7 +235,7 @@ def test_rebuilds_are_staggered_and_requests_keep_succeeding(urls):
     assert set(statuses) == {200}
     assert all(now[r]["rebuilds"] > before.get(r, 0) for r in now), now
     assert all(body["index"]["pdq"]["masked"] == 0 for body in replicas(urls, 10).values())
-    history = requests.get(f"{urls['match']}/rebuilds", timeout=10).json()["history"]
+    history = http.get(f"{urls['match']}/rebuilds", timeout=10).json()["history"]
     spans = sorted((start, end) for _, start, end in history if end is not None)
     assert len(spans) >= 4  # two first builds and at least two rebuilds
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans

@@ -9,10 +9,9 @@ import io
 from pathlib import Path
 
 import pytest
-import requests
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.helpers import wait_healthy
+from tests.helpers import http, wait_healthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -74,13 +73,13 @@ def _check(result: dict, trained) -> None:
 
 def test_multipart_and_base64_json_read_and_score_the_same(ocr_url, trained):
     png = _png([ABUSIVE, BENIGN])
-    form = requests.post(ocr_url, files={"image": ("meme.png", png, "image/png")}, data={"id": "m1"}, timeout=120,
+    form = http.post(ocr_url, files={"image": ("meme.png", png, "image/png")}, data={"id": "m1"}, timeout=120,
                          allow_redirects=False)
     assert form.status_code == 200, form.text
     [from_form] = form.json()["results"]
     assert from_form["item_id"] == "m1"
     _check(from_form, trained)
-    as_json = requests.post(ocr_url, json={"image": base64.b64encode(png).decode(), "id": "j1"}, timeout=120)
+    as_json = http.post(ocr_url, json={"image": base64.b64encode(png).decode(), "id": "j1"}, timeout=120)
     assert as_json.status_code == 200, as_json.text
     [from_json] = as_json.json()["results"]
     _check(from_json, trained)
@@ -92,7 +91,7 @@ def test_a_batch_with_a_blank_image(ocr_url, trained):
     Image.new("RGB", (200, 100), "white").save(blank, format="PNG")
     body = {"images": [{"image": base64.b64encode(blank.getvalue()).decode(), "id": "blank"},
                        {"image": base64.b64encode(_png([BENIGN])).decode(), "id": "benign"}]}
-    response = requests.post(ocr_url, json=body, timeout=120)
+    response = http.post(ocr_url, json=body, timeout=120)
     assert response.status_code == 200, response.text
     blank_result, benign_result = response.json()["results"]
     assert blank_result["text"] == "" and blank_result["lines"] == []
@@ -102,14 +101,14 @@ def test_a_batch_with_a_blank_image(ocr_url, trained):
 
 
 def test_healthz_names_both_models(ocr_url, trained):
-    health = requests.get(f"{ocr_url}/healthz", timeout=30).json()
+    health = http.get(f"{ocr_url}/healthz", timeout=30).json()
     assert health["status"] == "ok"
     assert health["ocr_model"]["name"] == "pp-ocrv6"
     assert health["model"]["version"] == trained["ref"].version
 
 
 def _replica(ocr_url) -> str:
-    health = requests.get(f"{ocr_url}/healthz", timeout=30)
+    health = http.get(f"{ocr_url}/healthz", timeout=30)
     assert health.status_code == 200 and health.json()["status"] == "ok"
     return health.json()["replica"]
 
@@ -128,11 +127,11 @@ def test_bad_input_gets_a_named_4xx_and_the_replica_keeps_serving(ocr_url, train
         (dict(json={"picture": "abc"}), 422, "picture"),
     ]
     for kwargs, status, message in bad:
-        response = requests.post(ocr_url, timeout=60, **kwargs)
+        response = http.post(ocr_url, timeout=60, **kwargs)
         assert response.status_code == status, (kwargs.keys(), response.status_code, response.text)
         error = response.json()["error"]
         assert message.lower() in error["message"].lower(), error
         assert "Traceback" not in response.text
     assert _replica(ocr_url) == before  # the same replica, still serving
-    ok = requests.post(ocr_url, files={"image": ("ok.png", png, "image/png")}, timeout=120)
+    ok = http.post(ocr_url, files={"image": ("ok.png", png, "image/png")}, timeout=120)
     assert ok.status_code == 200 and _words(ok.json()["results"][0]["text"]) == _words(BENIGN)

@@ -8,33 +8,48 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.helpers import http
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CATEGORIES = {"sexual", "hate", "harassment", "violence", "self_harm", "spam"}
 
 
 def test_one_text_and_a_list(text_url, trained):
-    one = requests.post(text_url, json={"text": "you are a l0ser"}, timeout=60, allow_redirects=False)
+    one = http.post(text_url, json={"text": "you are a l0ser"}, timeout=60, allow_redirects=False)
     assert one.status_code == 200, one.text  # no 307 detour to /v1/text/
     [result] = one.json()["results"]
     assert set(result["categories"]) == CATEGORIES
     assert result["model"] == {"name": "modera-text", "version": trained["ref"].version, "uri": "models:/modera-text@champion"}
     assert result["normalized_text"] == "you are a loser"
-    many = requests.post(text_url, json={"texts": ["hi", "call +1 555 0100 222 now"], "ids": ["a", "b"]}, timeout=60).json()
+    many = http.post(text_url, json={"texts": ["hi", "call +1 555 0100 222 now"], "ids": ["a", "b"]}, timeout=60).json()
     assert [r["item_id"] for r in many["results"]] == ["a", "b"]
     assert [e["type"] for e in many["results"][1]["entities"]] == ["phone"]
 
 
+def test_a_key_with_scope_moderate_is_required(text_url, store):
+    from modera.store.auth import create_key
+
+    missing = requests.post(text_url, json={"text": "hi"}, timeout=60)
+    assert missing.status_code == 401 and "API key is required" in missing.json()["error"]["message"]
+    banks_only, _ = create_key(store, "text-test-banks", ["banks"])
+    wrong = requests.post(text_url, json={"text": "hi"}, headers={"X-API-Key": banks_only}, timeout=60)
+    assert wrong.status_code == 403 and "scope 'moderate'" in wrong.json()["error"]["message"]
+    client, _ = create_key(store, "text-test-client", ["moderate"])
+    assert requests.post(text_url, json={"text": "hi"}, headers={"X-API-Key": client}, timeout=60).status_code == 200
+    assert requests.get(f"{text_url}/healthz", timeout=60).status_code == 200  # health stays open
+
+
 def test_concurrent_requests_are_all_answered(text_url):
     def post(i):
-        return requests.post(text_url, json={"text": f"message number {i}"}, timeout=120).status_code
+        return http.post(text_url, json={"text": f"message number {i}"}, timeout=120).status_code
 
     with ThreadPoolExecutor(16) as pool:
         assert list(pool.map(post, range(48))) == [200] * 48
 
 
 def _replica(text_url) -> str:
-    health = requests.get(f"{text_url}/healthz", timeout=30)
+    health = http.get(f"{text_url}/healthz", timeout=30)
     assert health.status_code == 200 and health.json()["status"] == "ok"
     return health.json()["replica"]
 
@@ -59,20 +74,20 @@ BAD = [
 def test_bad_input_gets_a_named_4xx_and_the_replica_keeps_serving(text_url):
     before = _replica(text_url)
     for kwargs, status, message in BAD:
-        response = requests.post(text_url, timeout=60, **kwargs)
+        response = http.post(text_url, timeout=60, **kwargs)
         assert response.status_code == status, (kwargs.get("json"), response.text)
         error = response.json()["error"]
         assert message in error["message"], error
         assert "Traceback" not in response.text
-    assert requests.post(text_url, json={"text": "still here"}, timeout=60).status_code == 200
+    assert http.post(text_url, json={"text": "still here"}, timeout=60).status_code == 200
     assert _replica(text_url) == before, "a bad request must not restart the replica"
 
 
 def test_health_docs_and_openapi(text_url):
-    health = requests.get(f"{text_url}/healthz", timeout=30).json()
+    health = http.get(f"{text_url}/healthz", timeout=30).json()
     assert health["model"]["name"] == "modera-text" and health["load_error"] is None and health["poll_error"] is None
-    assert "swagger" in requests.get(f"{text_url}/docs", timeout=30).text.lower()
-    spec = requests.get(f"{text_url}/openapi.json", timeout=30).json()
+    assert "swagger" in http.get(f"{text_url}/docs", timeout=30).text.lower()
+    spec = http.get(f"{text_url}/openapi.json", timeout=30).json()
     body = spec["paths"]["/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"text", "texts", "ids"} <= set(body["properties"])
     assert json.dumps(spec)  # serialisable, no unresolved references

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import requests
 
-from tests.helpers import pattern, speak, text_card, wait_healthy, write_video
+from tests.helpers import http, pattern, speak, text_card, wait_healthy, write_video
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,7 +39,7 @@ def test_keyframes_ocr_and_speech_are_aggregated_with_timestamps(video_url, tmp_
     audio[SR // 2: SR // 2 + min(len(speech), 5 * SR)] = speech[: 5 * SR]
     shots = [pattern(1, W).resize((W, H)), text_card(CARD, (W, H)), pattern(2, W).resize((W, H))]
     path = write_video(tmp_path / "post.mp4", [shot for shot in shots for _ in range(2 * FPS)], fps=FPS, audio=audio)
-    r = requests.post(video_url, data=path.read_bytes(), headers={"content-type": "video/mp4"}, timeout=300)
+    r = http.post(video_url, data=path.read_bytes(), headers={"content-type": "video/mp4"}, timeout=300)
     assert r.status_code == 200, r.text
     result = r.json()["results"][0]
     assert abs(result["duration"] - 6.0) < 0.3 and (result["width"], result["height"]) == (W, H)
@@ -69,12 +68,12 @@ def test_bad_input_gets_a_named_4xx(video_url):
     png = io.BytesIO()
     pattern(1, 32).save(png, "PNG")
     cases = [
-        (requests.post(video_url, data=b"\x00" * 64, headers={"content-type": "video/mp4"}), 415, "the video body"),
-        (requests.post(video_url, data=b"", headers={"content-type": "video/mp4"}), 400, "empty"),
-        (requests.post(video_url, data=b"x" * 5_100_000, headers={"content-type": "video/mp4"}), 413, "limit"),
-        (requests.post(video_url, data=png.getvalue(), headers={"content-type": "image/png"}), 415, "send a video"),
+        (http.post(video_url, data=b"\x00" * 64, headers={"content-type": "video/mp4"}), 415, "the video body"),
+        (http.post(video_url, data=b"", headers={"content-type": "video/mp4"}), 400, "empty"),
+        (http.post(video_url, data=b"x" * 5_100_000, headers={"content-type": "video/mp4"}), 413, "limit"),
+        (http.post(video_url, data=png.getvalue(), headers={"content-type": "image/png"}), 415, "send a video"),
     ]
     for response, status, word in cases:
         assert response.status_code == status, (word, response.text)
         assert word.lower() in response.json()["error"]["message"].lower() and "/tmp/" not in response.text
-    assert requests.get(f"{video_url}/healthz", timeout=10).status_code == 200
+    assert http.get(f"{video_url}/healthz", timeout=10).status_code == 200

@@ -6,6 +6,7 @@ import logging
 
 from modera.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     ModelNotFound,
     ModeraError,
@@ -15,6 +16,7 @@ from modera.errors import (
     RegistryError,
     RegistryUnavailable,
     SchemaError,
+    Unauthorized,
     UnsupportedMediaType,
 )
 
@@ -29,6 +31,8 @@ _STATUS: tuple[tuple[type[ModeraError], int], ...] = (
     (InvalidInput, 400),
     (ModelNotFound, 404),
     (NotFound, 404),
+    (Unauthorized, 401),
+    (Forbidden, 403),
     (NotReady, 503),
     (RegistryUnavailable, 503),
     (RegistryError, 502),
@@ -42,8 +46,22 @@ def status_for(exc: ModeraError) -> int:
     return 500
 
 
+def headers_for(exc: ModeraError) -> dict[str, str] | None:
+    """Headers a status requires: a 401 names the scheme to authenticate with (RFC 9110 section 11.6.1)."""
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    return None
+
+
 def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
+
+
+def error_response(exc: ModeraError):
+    """The JSON response for a typed error (also usable from ASGI middleware, outside FastAPI's handlers)."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(error_body(exc.code, str(exc)), status_code=status_for(exc), headers=headers_for(exc))
 
 
 def install_error_handlers(app) -> None:
@@ -53,7 +71,7 @@ def install_error_handlers(app) -> None:
 
     @app.exception_handler(ModeraError)
     async def _modera_error(request, exc: ModeraError):
-        return JSONResponse(error_body(exc.code, str(exc)), status_code=status_for(exc))
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request, exc: RequestValidationError):

@@ -1,14 +1,18 @@
-"""The audit trail of model alias moves: MLflow keeps no history of them, so Modera does."""
+"""Audit trails: the moves of model aliases (MLflow keeps no history of them, so Modera does) and ``AuditEvent``
+rows for everything else people and the platform do (policy reloads, key and reviewer changes, reviewer decisions,
+dead-lettered webhooks)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from modera.store.tables import ModelEvent
+from modera.errors import InvalidInput
+from modera.store.tables import AuditEvent, ModelEvent
 
 ACTIONS = ("promote", "force_promote", "rollback", "external")
 
@@ -53,3 +57,55 @@ def history(engine: Engine, model_name: str) -> list[Event]:
     with Session(engine) as session:
         rows = session.scalars(select(ModelEvent).where(ModelEvent.model_name == model_name).order_by(ModelEvent.id))
         return [_event(r) for r in rows]
+
+
+# -- audit events ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One ``audit_events`` row: ``actor`` did ``action`` (e.g. ``review.decide``) to ``target``."""
+
+    id: int
+    actor: str
+    action: str
+    target: str
+    details: dict
+    created_at: datetime
+
+
+def _audit_record(row: AuditEvent) -> AuditRecord:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+    return AuditRecord(row.id, row.actor, row.action, row.target, dict(row.details or {}), created)
+
+
+def log_event(engine_or_session: Engine | Session, actor: str, action: str, target: str = "",
+              details: dict[str, Any] | None = None, *, now: datetime | None = None) -> AuditRecord:
+    """Append an audit event. Given a Session, the event joins its transaction (the caller commits, so the event
+    is stored together with the change it describes, or not at all); given an Engine, it is committed on return."""
+    if not isinstance(actor, str) or not actor:
+        raise InvalidInput(f"audit actor must be a non-empty string, got {actor!r}")
+    if not isinstance(action, str) or not action or len(action) > 64:
+        raise InvalidInput(f"audit action must be a non-empty string of at most 64 characters, got {action!r}")
+    if details is not None and not isinstance(details, dict):
+        raise InvalidInput(f"audit details must be a JSON object, got {details!r}")
+    row = AuditEvent(actor=actor[:256], action=action, target=str(target or "")[:256], details=dict(details or {}),
+                     created_at=now or datetime.now(timezone.utc))
+    if isinstance(engine_or_session, Session):
+        engine_or_session.add(row)
+        engine_or_session.flush()
+        return _audit_record(row)
+    with Session(engine_or_session) as session, session.begin():
+        session.add(row)
+        session.flush()
+        return _audit_record(row)
+
+
+def events(engine: Engine, action: str | None = None, limit: int = 100) -> list[AuditRecord]:
+    """The latest audit events, newest first, optionally of one action."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"limit must be a positive integer, got {limit!r}")
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    with Session(engine) as session:
+        return [_audit_record(r) for r in session.scalars(query)]

@@ -1,0 +1,224 @@
+"""``POST /v1/moderate``: the shape of one post, its limits, and the parsing of both request forms.
+
+A post carries a platform ``post_id`` and ``user_id`` and any of: ``text``, ``images`` (up to
+``max_images``), one ``audio`` clip, one ``video``, plus free-form ``metadata`` (a JSON object, kept with
+the post; ``metadata.reputation`` in [0, 1], when given, sets the author's reputation).
+
+- JSON (``application/json``): media as base64 strings (or ``data:`` URLs)::
+
+      {"post_id": "p1", "user_id": "u1", "text": "...", "images": ["<base64>"], "audio": "<base64>",
+       "video": "<base64>", "metadata": {"surface": "comments"}}
+
+- multipart (``multipart/form-data``): fields ``post_id``, ``user_id``, ``text``, ``metadata`` (a JSON
+  string); files ``image`` (repeatable), ``audio``, ``video``.
+
+Images are decoded here (an undecodable image is a 400 before any model runs); audio and video travel as
+bytes to their apps, which decode them within their own limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modera.api.body import parse_form, parse_json_body, read_body
+from modera.api.errors import describe_validation
+from modera.api.image import ImageLimits, RawImage, decode_items
+from modera.errors import InvalidInput, PayloadTooLarge, SchemaError, UnsupportedMediaType
+from modera.schemas import ImageContent
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$")
+
+
+class ModerateLimits(BaseModel):
+    """Per-request limits of the gateway; configurable per deployment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_body_bytes: int = Field(default=80_000_000, ge=1, description="Base64 JSON is 4/3 of the media.")
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_images: int = Field(default=8, ge=0)
+    max_image_bytes: int = Field(default=20_000_000, ge=1)
+    max_pixels: int = Field(default=40_000_000, ge=1)
+    max_audio_bytes: int = Field(default=20_000_000, ge=1)
+    max_video_bytes: int = Field(default=50_000_000, ge=1)
+    max_metadata_bytes: int = Field(default=16_384, ge=2)
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_body_bytes=self.max_body_bytes, max_image_bytes=self.max_image_bytes,
+                           max_pixels=self.max_pixels, max_items=max(self.max_images, 1), max_frames=1)
+
+
+class ModerateRequestJSON(BaseModel):
+    """One post (JSON form)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    post_id: str = Field(description="The platform's id of the post; a resubmitted id returns the stored decision.")
+    user_id: str = Field(description="The author.")
+    text: str | None = None
+    images: list[str] | None = Field(default=None, description="Base64 images (JPEG, PNG, WebP, GIF) or data: URLs.")
+    audio: str | None = Field(default=None, description="Base64 audio (WAV, FLAC, MP3, OGG/Opus, M4A/AAC).")
+    video: str | None = Field(default=None, description="Base64 video (MP4, WebM, MOV, MKV).")
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass
+class PostInput:
+    """A parsed, validated post: what the gateway fans out."""
+
+    post_id: str
+    user_id: str
+    text: str | None = None
+    images: list[ImageContent] = field(default_factory=list)
+    image_bytes: list[bytes] = field(default_factory=list)  # as sent, kept for the reviewers' page
+    audio: bytes | None = None
+    video: bytes | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> list[str]:
+        present = [("text", bool(self.text and self.text.strip())), ("image", bool(self.images or self.image_bytes)),
+                   ("audio", self.audio is not None), ("video", self.video is not None)]
+        return [name for name, here in present if here]
+
+    def media_summary(self) -> dict[str, int]:
+        return {"images": len(self.images), "audio": int(self.audio is not None), "video": int(self.video is not None),
+                "bytes": sum(map(len, self.image_bytes)) + len(self.audio or b"") + len(self.video or b"")}
+
+
+async def read_moderate_request(request, limits: ModerateLimits) -> PostInput:
+    """Read and validate one post; every problem is a 4xx naming the field."""
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    body = await read_body(request, limits.max_body_bytes)
+    if media == "multipart/form-data":
+        post = await _multipart(body, request.headers, limits)
+    elif media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"content type {media!r} is not supported; send application/json or "
+                                   "multipart/form-data")
+    else:
+        post = _json(body, request.headers.get("content-type"), limits)
+    _check(post, limits)
+    if post.image_bytes:
+        raws = [RawImage(data, f"images[{i}]") for i, data in enumerate(post.image_bytes)]
+        post.images = await asyncio.to_thread(decode_items, raws, limits.image_limits())
+    return post
+
+
+def _json(body: bytes, content_type: str | None, limits: ModerateLimits) -> PostInput:
+    data = parse_json_body(body, content_type)
+    if not isinstance(data, dict):
+        raise SchemaError(f"request body must be a JSON object, got {type(data).__name__}")
+    images = data.get("images")
+    if isinstance(images, list) and len(images) > limits.max_images:
+        raise PayloadTooLarge(f"'images' has {len(images)} items; the limit is {limits.max_images}")
+    try:
+        req = ModerateRequestJSON.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaError(describe_validation(exc.errors())) from None
+    return PostInput(
+        post_id=req.post_id, user_id=req.user_id, text=req.text,
+        image_bytes=[_b64(v, f"images[{i}]", limits.max_image_bytes) for i, v in enumerate(req.images or [])],
+        audio=_b64(req.audio, "audio", limits.max_audio_bytes) if req.audio is not None else None,
+        video=_b64(req.video, "video", limits.max_video_bytes) if req.video is not None else None,
+        metadata=req.metadata or {})
+
+
+async def _multipart(body: bytes, headers, limits: ModerateLimits) -> PostInput:
+    from starlette.datastructures import UploadFile
+
+    async def stream():
+        yield body
+
+    form = await parse_form(headers, stream(), max_files=limits.max_images + 2, max_fields=16,
+                            max_part_size=max(4 * limits.max_text_chars, limits.max_metadata_bytes, 1024))
+    try:
+        strings: dict[str, list[str]] = {}
+        files: dict[str, list[UploadFile]] = {}
+        for key, value in form.multi_items():
+            (files if isinstance(value, UploadFile) else strings).setdefault(key, []).append(value)
+        unknown = sorted(set(strings) - {"post_id", "user_id", "text", "metadata"})
+        if unknown:
+            raise SchemaError(f"unexpected form field(s) {unknown}; the form takes post_id, user_id, text, metadata "
+                              "and the files image, audio, video")
+        bad = sorted(set(files) - {"image", "audio", "video"})
+        if bad:
+            raise SchemaError(f"unexpected file field(s) {bad}; send files in 'image', 'audio' or 'video'")
+        for name in ("post_id", "user_id", "text", "metadata", "audio", "video"):
+            if len(strings.get(name, files.get(name, []))) > 1:
+                raise SchemaError(f"the form has {len(strings.get(name, files.get(name, [])))} '{name}' fields; "
+                                  "send one")
+        images = files.get("image", [])
+        if len(images) > limits.max_images:
+            raise PayloadTooLarge(f"the form has {len(images)} images; the limit is {limits.max_images}")
+        metadata = {}
+        if "metadata" in strings:
+            try:
+                metadata = json.loads(strings["metadata"][0])
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"'metadata' is not valid JSON ({exc.msg} at position {exc.pos})") from None
+            if not isinstance(metadata, dict):
+                raise SchemaError(f"'metadata' must be a JSON object, got {type(metadata).__name__}")
+
+        async def read(upload: UploadFile, what: str, max_bytes: int) -> bytes:
+            data = await upload.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise PayloadTooLarge(f"{what} is over the limit of {max_bytes:,} bytes")
+            if not data:
+                raise InvalidInput(f"{what} is empty")
+            return data
+
+        for name in ("post_id", "user_id"):
+            if name not in strings:
+                raise SchemaError(f"the form lacks '{name}'")
+        return PostInput(
+            post_id=strings["post_id"][0], user_id=strings["user_id"][0],
+            text=strings["text"][0] if "text" in strings else None,
+            image_bytes=[await read(u, f"image {i} ({u.filename or 'image'!r})", limits.max_image_bytes)
+                         for i, u in enumerate(images)],
+            audio=await read(files["audio"][0], "the audio file", limits.max_audio_bytes) if "audio" in files else None,
+            video=await read(files["video"][0], "the video file", limits.max_video_bytes) if "video" in files else None,
+            metadata=metadata)
+    finally:
+        await form.close()
+
+
+def _check(post: PostInput, limits: ModerateLimits) -> None:
+    for name in ("post_id", "user_id"):
+        value = getattr(post, name)
+        if not _ID.match(value):
+            raise SchemaError(f"'{name}' must be 1-256 characters of letters, digits and . _ : @ / - (starting with a "
+                              f"letter or digit), not {value[:40]!r}")
+    if post.text is not None and len(post.text) > limits.max_text_chars:
+        raise PayloadTooLarge(f"'text' has {len(post.text):,} characters; the limit is {limits.max_text_chars:,}")
+    if len(json.dumps(post.metadata)) > limits.max_metadata_bytes:
+        raise PayloadTooLarge(f"'metadata' is over the limit of {limits.max_metadata_bytes:,} bytes as JSON")
+    reputation = post.metadata.get("reputation")
+    if reputation is not None and (isinstance(reputation, bool) or not isinstance(reputation, (int, float))
+                                   or not 0 <= reputation <= 1):
+        raise SchemaError(f"'metadata.reputation' must be a number in [0, 1], not {reputation!r}")
+    if not post.modalities:
+        raise SchemaError("the post has no content: send at least one of text, images, audio, video")
+
+
+def _b64(value: str, where: str, max_bytes: int) -> bytes:
+    if value.startswith("data:"):
+        header, _, value = value.partition(",")
+        if ";base64" not in header:
+            raise InvalidInput(f"{where}: data URLs must be base64-encoded (data:...;base64,...)")
+    if len(value) * 3 // 4 > max_bytes + 3:
+        raise PayloadTooLarge(f"{where} decodes to more than the limit of {max_bytes:,} bytes")
+    try:
+        data = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{where} is not valid base64 ({exc})") from None
+    if not data:
+        raise InvalidInput(f"{where} is empty")
+    return data
