@@ -43,6 +43,12 @@ class Conflict(InvalidInput):
     code = "conflict"
 
 
+class AlreadyExists(Conflict):
+    """A name or id is already taken: a bank, a bank item, a reviewer, a key prefix (HTTP 409)."""
+
+    code = "already_exists"
+
+
 class NotReady(ModeraError):
     """No model is loaded yet, or a dependency is still starting (HTTP 503)."""
 

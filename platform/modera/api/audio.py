@@ -12,8 +12,6 @@ type) off the event loop, and deleted when the request is done, also on failure.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modera.api.body import counted, parse_form, parse_json_body, read_body, spool_body, temp_upload_path
+from modera.api.body import counted, parse_form, parse_json_body, read_body, spool_body, temp_upload_path, decode_base64
 from modera.errors import InvalidInput, SchemaError, UnsupportedMediaType
 from modera.media.audio import AudioLimits, decode_audio
 from modera.schemas import AudioContent
@@ -57,11 +55,7 @@ async def _spooled_json(request, limits: AudioLimits) -> AsyncIterator[tuple[Pat
         parsed = AudioRequestJSON.model_validate(parse_json_body(body, request.headers.get("content-type")))
     except ValidationError as exc:
         raise SchemaError(f"send {{\"audio\": \"<base64>\", \"id\": ...}}: {exc.errors()[0]['msg']}") from None
-    text = parsed.audio.split(",", 1)[1] if parsed.audio.startswith("data:") else parsed.audio
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("'audio' is not valid base64") from None
+    data = decode_base64(parsed.audio, "'audio'", limits.max_bytes)
     path = temp_upload_path()
     try:
         path.write_bytes(data)

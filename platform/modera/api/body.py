@@ -95,3 +95,24 @@ def parse_json_body(body: bytes, content_type: str | None) -> Any:
         raise InvalidInput(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise InvalidInput("request body is not valid JSON: nested too deeply") from None
+
+
+def decode_base64(value: str, where: str, max_bytes: int) -> bytes:
+    """Base64 (or a ``data:...;base64,`` URL) -> bytes, refused before decoding when it cannot fit ``max_bytes``."""
+    import base64
+    import binascii
+
+    if value.startswith("data:"):
+        header, _, value = value.partition(",")
+        if ";base64" not in header:
+            raise InvalidInput(f"{where}: data URLs must be base64-encoded (data:...;base64,...)")
+    # 4 base64 characters carry 3 bytes: refuse before decoding what cannot fit.
+    if len(value) * 3 // 4 > max_bytes + 3:
+        raise PayloadTooLarge(f"{where} decodes to more than the limit of {max_bytes:,} bytes")
+    try:
+        data = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{where} is not valid base64 ({exc})") from None
+    if not data:
+        raise InvalidInput(f"{where} is empty")
+    return data

@@ -18,13 +18,11 @@ only at the sampled frames. Every problem is a typed error whose message names t
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modera.api.body import parse_form, parse_json_body, read_body
+from modera.api.body import parse_form, parse_json_body, read_body, decode_base64
 from modera.errors import InvalidInput, PayloadTooLarge, SchemaError, UnsupportedMediaType
 from modera.media.images import decode_frames
 from modera.schemas import ImageContent
@@ -149,10 +147,11 @@ def _parse_json(body: bytes, content_type: str, limits: ImageLimits) -> tuple[li
             raise SchemaError("'images' is empty; send at least one image")
         if req.text is not None or req.id is not None:
             raise SchemaError("with 'images', put 'text' and 'id' inside each item")
-        raws = [RawImage(_b64(it.image, f"images[{i}].image", limits), f"images[{i}]", it.text, it.id)
+        raws = [RawImage(decode_base64(it.image, f"images[{i}].image", limits.max_image_bytes), f"images[{i}]",
+                         it.text, it.id)
                 for i, it in enumerate(req.images)]
     else:
-        raws = [RawImage(_b64(req.image, "image", limits), "image", req.text, req.id)]
+        raws = [RawImage(decode_base64(req.image, "image", limits.max_image_bytes), "image", req.text, req.id)]
     explain = req.explain
     if explain is True:
         names = [EXPLAIN_ALL]
@@ -161,23 +160,6 @@ def _parse_json(body: bytes, content_type: str, limits: ImageLimits) -> tuple[li
     else:
         names = [str(n) for n in explain]
     return raws, names
-
-
-def _b64(value: str, where: str, limits: ImageLimits) -> bytes:
-    if value.startswith("data:"):
-        header, _, value = value.partition(",")
-        if ";base64" not in header:
-            raise InvalidInput(f"{where}: data URLs must be base64-encoded (data:image/png;base64,...)")
-    # 4 base64 characters carry 3 bytes: refuse before decoding what cannot fit.
-    if len(value) * 3 // 4 > limits.max_image_bytes + 3:
-        raise PayloadTooLarge(f"{where} decodes to more than the limit of {limits.max_image_bytes:,} bytes")
-    try:
-        data = base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"{where} is not valid base64 ({exc})") from None
-    if not data:
-        raise InvalidInput(f"{where} is empty")
-    return data
 
 
 async def _parse_multipart(body: bytes, headers, limits: ImageLimits) -> tuple[list[RawImage], list[str]]:

@@ -19,8 +19,6 @@ bytes to their apps, which decode them within their own limits.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modera.api.body import parse_form, parse_json_body, read_body
+from modera.api.body import parse_form, parse_json_body, read_body, decode_base64
 from modera.api.errors import describe_validation
 from modera.api.image import ImageLimits, RawImage, decode_items
 from modera.errors import InvalidInput, PayloadTooLarge, SchemaError, UnsupportedMediaType
@@ -125,9 +123,9 @@ def _json(body: bytes, content_type: str | None, limits: ModerateLimits) -> Post
         raise SchemaError(describe_validation(exc.errors())) from None
     return PostInput(
         post_id=req.post_id, user_id=req.user_id, text=req.text,
-        image_bytes=[_b64(v, f"images[{i}]", limits.max_image_bytes) for i, v in enumerate(req.images or [])],
-        audio=_b64(req.audio, "audio", limits.max_audio_bytes) if req.audio is not None else None,
-        video=_b64(req.video, "video", limits.max_video_bytes) if req.video is not None else None,
+        image_bytes=[decode_base64(v, f"images[{i}]", limits.max_image_bytes) for i, v in enumerate(req.images or [])],
+        audio=decode_base64(req.audio, "audio", limits.max_audio_bytes) if req.audio is not None else None,
+        video=decode_base64(req.video, "video", limits.max_video_bytes) if req.video is not None else None,
         metadata=req.metadata or {})
 
 
@@ -206,19 +204,3 @@ def _check(post: PostInput, limits: ModerateLimits) -> None:
         raise SchemaError(f"'metadata.reputation' must be a number in [0, 1], not {reputation!r}")
     if not post.modalities:
         raise SchemaError("the post has no content: send at least one of text, images, audio, video")
-
-
-def _b64(value: str, where: str, max_bytes: int) -> bytes:
-    if value.startswith("data:"):
-        header, _, value = value.partition(",")
-        if ";base64" not in header:
-            raise InvalidInput(f"{where}: data URLs must be base64-encoded (data:...;base64,...)")
-    if len(value) * 3 // 4 > max_bytes + 3:
-        raise PayloadTooLarge(f"{where} decodes to more than the limit of {max_bytes:,} bytes")
-    try:
-        data = base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"{where} is not valid base64 ({exc})") from None
-    if not data:
-        raise InvalidInput(f"{where} is empty")
-    return data

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from modera.errors import Conflict, InvalidInput, NotFound
+from modera.errors import AlreadyExists, InvalidInput, NotFound
 from modera.store.tables import Bank, BankItem, BankRevision
 
 KINDS = ("block", "allow")  # allow: a negative bank of known false positives
@@ -31,12 +31,6 @@ PDQ_BITS = 256
 
 _NAME = re.compile(r"[a-z0-9_-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-class AlreadyExists(Conflict):
-    """A bank name or an item's external id within a bank is already taken (HTTP 409)."""
-
-    code = "already_exists"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from modera.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from modera.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
 from modera.store.tables import ApiKey, AuditEvent, Reviewer
 
 logger = logging.getLogger(__name__)
@@ -47,12 +47,6 @@ _REVIEWER = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 _ALPHABET = string.ascii_letters + string.digits  # url-safe, and no '_' so the prefix never blurs into the secret
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _DKLEN = 32
-
-
-class AlreadyExists(Conflict):
-    """A reviewer name or key prefix is already taken (HTTP 409)."""
-
-    code = "already_exists"
 
 
 @dataclass(frozen=True)
