@@ -149,6 +149,9 @@ class GatewayDeployment:
 
     async def _call(self, role: str, method: str, *args):
         handle = self._handle(role)
+        if handle is None:
+            raise NotReady(f"this gateway has no {role!r} app configured (args.apps), so it cannot moderate this "
+                           f"post's {role} content")
         try:
             return await getattr(handle, method).remote(*args)
         except Exception as exc:  # noqa: BLE001 - re-raised as the app's own typed error, or as 503

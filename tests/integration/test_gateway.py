@@ -164,6 +164,7 @@ def test_a_post_is_decided_stored_and_idempotent(gateway, keys, store, trained):
     assert len(decisions.post_decisions(store, "p-benign")) == 1
 
 
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC")  # 1x1
 BAD = [
     ({"user_id": "u", "text": "x"}, 422, "post_id"),
     ({"post_id": "p", "user_id": "u"}, 422, "no content"),
@@ -190,6 +191,14 @@ def test_bad_posts_get_a_named_4xx_and_change_nothing(gateway, keys, store, body
     with store.connect() as c:
         assert c.execute(select(func.count()).select_from(Post)).scalar() == before
     assert requests.get(f"{gateway['url']}/healthz", timeout=30).status_code == 200
+
+
+def test_a_modality_this_gateway_has_no_app_for_is_a_named_503_and_nothing_is_stored(gateway, keys, store):
+    from modera.store import decisions
+
+    answer = post(gateway, keys["client"], {"post_id": "p-image-only", "user_id": "u", "images": [PNG]})
+    assert answer.status_code == 503 and "no 'image' app configured" in answer.json()["error"]["message"]
+    assert decisions.find_decision(store, "p-image-only") is None  # never decided on partial evidence
 
 
 def test_a_yaml_reload_changes_decisions_and_the_block_webhook_arrives_once_signed(gateway, keys, receiver):
