@@ -38,8 +38,6 @@ from modera.settings import load_settings
 
 logger = logging.getLogger("serve_apps.gateway_app")
 
-ACTION_RANK = {"allow": 0, "review": 1, "block": 2}
-
 api = FastAPI(
     title="Modera gateway",
     version="1",
@@ -98,13 +96,6 @@ def save_media(media_dir, post_ref: int, post: PostInput) -> list[str]:
     return names
 
 
-def webhook_payload(post: dict, stored, decision: dict, categories: dict) -> dict:
-    top = {k: v for k, v in categories.items() if v.get("severity", 0) >= 1}
-    return {"post_id": post["post_id"], "user_id": post["user_id"], "action": stored.action,
-            "decision_id": stored.decision_id, "policy": decision.get("policy"), "rules": decision.get("rules", []),
-            "categories": top, "decided_at": stored.created_at.isoformat()}
-
-
 @serve.deployment(ray_actor_options={"num_cpus": 0.5})
 @serve.ingress(api)
 class GatewayDeployment:
@@ -120,6 +111,7 @@ class GatewayDeployment:
         settings = load_settings()
         self._verifier = store_verifier(self._args.key_cache_s)  # registers MODERA_ADMIN_KEY, when set
         self._engine = self._verifier.engine
+        self._requires = {scope: require(self._verifier, scope) for scope in ("moderate", "admin")}
         self._policies = PolicySource(self._args.policy_path, self._args.shadow_policy_paths)
         self._webhooks = load_webhooks(self._args.webhooks_path) if self._args.webhooks_path else []
         self._media_dir = Path(self._args.media_dir or settings.resolved_data_dir / "review_media")
@@ -163,7 +155,8 @@ class GatewayDeployment:
                            f"{type(original).__name__}: {str(original)[:300]}") from None
 
     def _auth(self, scope: str):
-        return require(self._verifier, scope)
+        """The key check for ``scope`` (built once per scope: the dependencies are reused on every request)."""
+        return self._requires[scope]
 
     async def _fan_out(self, post: PostInput):
         from modera.gateway import ModalityOutputs
@@ -289,7 +282,7 @@ class GatewayDeployment:
 
     def _reevaluate(self, post_id: str, views: int | None, reports: int | None) -> dict:
         from modera.actions.webhooks import messages_for
-        from modera.policy import PostSignals, decide
+        from modera.policy import ACTION_RANK, PostSignals, decide
         from modera.store import decisions
 
         signals_d, action = decisions.record_engagement(self._engine, post_id, views=views, reports=reports)

@@ -35,12 +35,12 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from modera.api.auth import RequireKey
-from modera.api.body import temp_upload_path
+from modera.api.body import bytes_in_temp_file
 from modera.api.errors import error_body, install_error_handlers
 from modera.api.image import ImageLimits
 from modera.api.match import read_json, read_upload
 from modera.banks import store as banks
-from modera.errors import InvalidInput, NotReady, PayloadTooLarge, SchemaError
+from modera.errors import InvalidInput, NotReady, SchemaError
 from modera.matching.video import ClipParams
 from modera.media.video import VideoLimits, sample_frames
 from modera.settings import load_settings
@@ -319,14 +319,8 @@ class MatchDeployment:
 
     async def match_video_bytes(self, data: bytes) -> dict:
         """One video's bytes against every bank, for the gateway's handle: the clip matches."""
-        if len(data) > self._video_limits.max_bytes:
-            raise PayloadTooLarge(f"the video is {len(data)} bytes; the limit is {self._video_limits.max_bytes}")
-        path = temp_upload_path(".video")
-        try:
-            path.write_bytes(data)
+        with bytes_in_temp_file(data, self._video_limits.max_bytes, "the video", ".video") as path:
             _, result = await self._run(self._match_video, path, "the video", None)
-        finally:
-            path.unlink(missing_ok=True)
         return {"matched": result.matched, "clips": [_clip(m) for m in result.clips]}
 
     def _index_state(self) -> dict:

@@ -23,8 +23,8 @@ from modera.api.auth import RequireKey
 from modera.api.errors import install_error_handlers
 from modera.api.image import ImageLimits
 from modera.api.match import read_upload
-from modera.api.body import temp_upload_path
-from modera.errors import NotReady, PayloadTooLarge, UnsupportedMediaType
+from modera.api.body import bytes_in_temp_file
+from modera.errors import NotReady, UnsupportedMediaType
 from modera.media.keyframes import KeyframeConfig
 from modera.media.video import VideoLimits
 from modera.ocr import OcrConfig
@@ -122,14 +122,8 @@ class VideoDeployment(ModelHost):
         """One video's bytes, for the gateway's handle: written to a temporary file, deleted afterwards."""
         if self._analyzer.model_ref is None:
             raise NotReady(self._load_error or "no model loaded yet")
-        if len(data) > self._video_limits.max_bytes:
-            raise PayloadTooLarge(f"the video is {len(data)} bytes; the limit is {self._video_limits.max_bytes}")
-        path = temp_upload_path(".video")
-        try:
-            path.write_bytes(data)
+        with bytes_in_temp_file(data, self._video_limits.max_bytes, "the video", ".video") as path:
             [result] = await self._infer(self._analyzer.analyze_batch, [VideoContent(id=item_id, path=str(path))])
-        finally:
-            path.unlink(missing_ok=True)
         return result
 
     @api.get("/healthz", summary="Readiness: the vision model (and the text model), or why none is loaded")

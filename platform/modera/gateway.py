@@ -89,6 +89,7 @@ def _texts(text: str | None, outputs: ModalityOutputs) -> list[str]:
 def build_signals(text: str | None, outputs: ModalityOutputs, history: dict | HistorySignal | None = None, *,
                   views: int = 0, reports: int = 0) -> PostSignals:
     entities = [e for _, r in outputs.results() if r.entities for e in r.entities]
+    texts = _texts(text, outputs)
     return PostSignals(
         categories=merge_categories(outputs),
         matches=match_signals(outputs),
@@ -96,7 +97,7 @@ def build_signals(text: str | None, outputs: ModalityOutputs, history: dict | Hi
         history=HistorySignal.model_validate(history or {}),
         views=views,
         reports=reports,
-        text_fingerprint=fingerprint("\n".join(_texts(text, outputs))) if _texts(text, outputs) else None,
+        text_fingerprint=fingerprint("\n".join(texts)) if texts else None,
     )
 
 

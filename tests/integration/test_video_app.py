@@ -77,3 +77,21 @@ def test_bad_input_gets_a_named_4xx(video_url):
         assert response.status_code == status, (word, response.text)
         assert word.lower() in response.json()["error"]["message"].lower() and "/tmp/" not in response.text
     assert http.get(f"{video_url}/healthz", timeout=10).status_code == 200
+
+
+def test_the_gateways_handle_method_analyses_bytes_like_the_http_route(video_url, tmp_path):
+    """``analyze_bytes`` (what the gateway calls through a Serve handle) writes the bytes to a temporary file within
+    the app's byte limit and answers what ``POST /v1/video`` answers."""
+    from ray import serve
+
+    from modera.errors import PayloadTooLarge
+
+    shots = [pattern(3, W).resize((W, H)), pattern(4, W).resize((W, H))]
+    data = write_video(tmp_path / "handle.mp4", [shot for shot in shots for _ in range(2 * FPS)], fps=FPS).read_bytes()
+    handle = serve.get_app_handle("video")
+    by_handle = handle.analyze_bytes.remote(data, "h1").result(timeout_s=300)
+    by_http = http.post(video_url, data=data, headers={"content-type": "video/mp4"}, timeout=300).json()["results"][0]
+    assert by_handle.item_id == "h1"
+    assert [k.time for k in by_handle.keyframes] == [k["time"] for k in by_http["keyframes"]]
+    with pytest.raises(PayloadTooLarge, match="the video is 5,100,000 bytes; the limit is"):
+        handle.analyze_bytes.remote(b"x" * 5_100_000).result(timeout_s=120)

@@ -85,6 +85,14 @@ class KeyVerifier:
                     self._cache.popitem(last=False)
         return info
 
+    def authorize(self, key: str | None, scope: str) -> KeyInfo:
+        """The key's info when it is valid and has ``scope`` (or ``admin``); Unauthorized or Forbidden otherwise."""
+        info = self.verify(key)
+        if not info.allows(scope):
+            raise Forbidden(f"this endpoint needs scope {scope!r}; key {info.prefix}... ({info.name}) has scopes "
+                            f"{list(info.scopes)}")
+        return info
+
     def forget(self) -> None:
         """Drop every cached key (e.g. right after revoking one through this replica)."""
         with self._lock:
@@ -97,10 +105,7 @@ def require(verifier: KeyVerifier, scope: str) -> Callable[..., KeyInfo]:
         raise ConfigError(f"unknown scope {scope!r}; expected one of {SCOPES}")
 
     def dependency(request: Request) -> KeyInfo:  # sync: FastAPI runs it on a thread, off the event loop
-        info = verifier.verify(key_from_headers(request.headers))
-        if not info.allows(scope):
-            raise Forbidden(f"this endpoint needs scope {scope!r}; key {info.prefix}... ({info.name}) has scopes "
-                            f"{list(info.scopes)}")
+        info = verifier.authorize(key_from_headers(request.headers), scope)
         request.state.api_key = info
         return info
 
@@ -162,10 +167,7 @@ class RequireKey:
             if self._verifier is None:
                 self._verifier = store_verifier(self.cache_seconds)
             try:
-                info = await asyncio.to_thread(self._verifier.verify, key_from_headers(Headers(scope=scope)))
-                if not info.allows(needed):
-                    raise Forbidden(f"this endpoint needs scope {needed!r}; key {info.prefix}... ({info.name}) has "
-                                    f"scopes {list(info.scopes)}")
+                info = await asyncio.to_thread(self._verifier.authorize, key_from_headers(Headers(scope=scope)), needed)
             except (Unauthorized, Forbidden) as exc:
                 return await error_response(exc)(scope, receive, send)
             scope.setdefault("state", {})["api_key"] = info

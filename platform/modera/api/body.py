@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from typing import Any
 
 from modera.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
@@ -47,6 +48,20 @@ async def counted(request, max_bytes: int):
         if size > max_bytes:
             raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes:,} bytes")
         yield chunk
+
+
+@contextmanager
+def bytes_in_temp_file(data: bytes, max_bytes: int, what: str = "the upload", suffix: str = ".upload"):
+    """``data`` (refused past ``max_bytes``) written to a temporary file for the ``with`` block, deleted afterwards
+    (also on failure): for media handed over through a Serve handle that the analyzers read from disk."""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"{what} is {len(data):,} bytes; the limit is {max_bytes:,}")
+    path = temp_upload_path(suffix)
+    try:
+        path.write_bytes(data)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def temp_upload_path(suffix: str = ".upload"):

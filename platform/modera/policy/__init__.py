@@ -7,6 +7,7 @@ and :func:`decide` reads :class:`PostSignals` without I/O, so every decision can
 from modera.policy.engine import Policy, PolicySpec, decide, default_policy, load_policy, policy_from_dict
 from modera.policy.rules import RULE_KINDS
 from modera.policy.signals import (
+    ACTION_RANK,
     Action,
     CategorySignal,
     Decision,
@@ -21,6 +22,7 @@ from modera.policy.signals import (
 from modera.policy.spam import domain_matches, entity_signals, fingerprint
 
 __all__ = [
+    "ACTION_RANK",
     "RULE_KINDS",
     "Action",
     "CategorySignal",

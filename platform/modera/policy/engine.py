@@ -24,13 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from modera.errors import ConfigError
 from modera.policy.rules import HistoryRule, Rule, RuleBase, SpamRule, format_errors, parse_rule
-from modera.policy.signals import Action, Decision, FiredRule, PostSignals, ShadowDecision
+from modera.policy.signals import ACTION_RANK, Action, Decision, FiredRule, PostSignals, ShadowDecision
 
 __all__ = ["Policy", "PolicySpec", "decide", "default_policy", "load_policy", "policy_from_dict"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # "name@version" fits in 128 characters
-_RANK: dict[str, int] = {"allow": 0, "review": 1, "block": 2}
 
 
 class _Header(BaseModel):
@@ -120,7 +119,7 @@ class Policy:
             group = group or bool(hits and isinstance(rule, SpamRule) and rule.group)
         action: Action = "allow"
         if fired and not override:
-            action = max((f.action for f in fired), key=_RANK.__getitem__)
+            action = max((f.action for f in fired), key=ACTION_RANK.__getitem__)
         return _Outcome(action, fired, signals.text_fingerprint if group else None)
 
     def __repr__(self) -> str:

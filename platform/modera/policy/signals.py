@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ACTION_RANK",
     "Action",
     "CategorySignal",
     "Decision",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 Action = Literal["allow", "review", "block"]
+ACTION_RANK: dict[str, int] = {"allow": 0, "review": 1, "block": 2}  # the stronger action wins
 
 _FROZEN = ConfigDict(frozen=True)
 
