@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.postgres import PostgresServer, require_bin_dir
+
 # No model hub is reachable: packaged weights only (timm/transformers fail fast instead of retrying).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -26,3 +28,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server for the whole session (``tests.postgres``): ``postgres.create_database()``
+    returns the URL of a fresh database. Skips without PostgreSQL (fails under MODERA_REQUIRE_SYSTEM_DEPS=1)."""
+    with PostgresServer(require_bin_dir()) as server:
+        yield server

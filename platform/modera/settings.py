@@ -51,8 +51,14 @@ class Settings(BaseSettings):
         return self.registry_uri or self.resolved_tracking_uri
 
     @property
-    def resolved_artifact_location(self) -> str:
-        return self.artifact_location or (self.mlflow_dir / "artifacts").as_uri()
+    def resolved_artifact_location(self) -> str | None:
+        """The artifact root for new experiments. None against a tracking server (http/https): the server's own
+        root applies, e.g. its proxied ``mlflow-artifacts:/`` (clients then need no object-store credentials)."""
+        if self.artifact_location:
+            return self.artifact_location
+        if self.resolved_tracking_uri.startswith(("http://", "https://")):
+            return None
+        return (self.mlflow_dir / "artifacts").as_uri()
 
     @property
     def resolved_store_url(self) -> str:

@@ -1,4 +1,4 @@
-"""API keys, reviewer accounts and the FastAPI key check, on a real SQLite store."""
+"""API keys, reviewer accounts and the FastAPI key check, on SQLite and PostgreSQL stores."""
 
 import hashlib
 from datetime import datetime, timedelta, timezone
@@ -13,13 +13,7 @@ from modera.api.auth import KeyVerifier, require
 from modera.api.errors import install_error_handlers, status_for
 from modera.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from modera.store import auth
-from modera.store.db import open_store
 from modera.store.tables import ApiKey, AuditEvent, Reviewer
-
-
-@pytest.fixture
-def engine(tmp_path):
-    return open_store(f"sqlite:///{tmp_path}/modera.db")
 
 
 def audit_rows(engine) -> list[AuditEvent]:
@@ -125,13 +119,15 @@ def test_reviewers_log_in_and_get_a_review_session(engine):
     assert verified.actor == "reviewer:ana" and not verified.allows("moderate")
 
     messages = set()
-    for name, password in (("ana", "wrong password"), ("nobody", "correct horse")):
+    # a name with NUL (which PostgreSQL cannot take as a parameter) is just another unknown name
+    for name, password in (("ana", "wrong password"), ("nobody", "correct horse"), ("a\x00na", "correct horse")):
         with pytest.raises(Unauthorized) as caught:
             auth.login(engine, name, password)
         messages.add(str(caught.value))
     assert messages == {"reviewer name or password is wrong"}
     failed = [e for e in audit_rows(engine) if e.action == "reviewer.login_failed"]
-    assert [(e.actor, e.details["reason"]) for e in failed] == [("ana", "bad_password"), ("nobody", "unknown_name")]
+    assert [(e.actor, e.details["reason"]) for e in failed] == [("ana", "bad_password"), ("nobody", "unknown_name"),
+                                                                ("a\ufffdna", "unknown_name")]
     assert "correct horse" not in everything_stored(engine) and "wrong password" not in everything_stored(engine)
 
 

@@ -1,4 +1,4 @@
-"""BankMatcher on a real SQLite store: PDQ decides near-exact copies, the embedding crops, allow banks clear a
+"""BankMatcher on SQLite and PostgreSQL stores: PDQ decides near-exact copies, the embedding crops, allow banks clear a
 query, video items match frame-wise and clip-wise, and store changes reach the matcher on refresh."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from modera.banks.matcher import CLIP, EMBEDDING, PDQ, BankMatcher, video_frames
 from modera.matching.embedding import EmbeddingSignal
 from modera.matching.pdq import pdq_hash
 from modera.matching.video import ClipParams
-from modera.store.db import open_store
 from PIL import Image
 
 from tests.helpers import pattern
@@ -34,8 +33,7 @@ def signal() -> EmbeddingSignal:
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = open_store(f"sqlite:///{tmp_path}/modera.db")
+def engine(engine):  # the store of tests/unit/conftest.py, with two banks
     banks.create_bank(engine, "known", "block", ["graphic_violence"], {"pdq": 31, "embedding": 0.8})
     banks.create_bank(engine, "fp", "allow", [], {"pdq": 31, "embedding": 0.97})
     return engine

@@ -1,4 +1,7 @@
-"""Banks on a real SQLite store: validation, items and revisions, and FAISS bank indexes refreshed incrementally."""
+"""Banks on SQLite and PostgreSQL stores: validation, items and revisions, and FAISS bank indexes refreshed
+incrementally."""
+
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -7,7 +10,6 @@ from modera.api.errors import status_for
 from modera.banks import store as banks
 from modera.banks.index import BankIndex, pack_pdq
 from modera.errors import InvalidInput, NotFound
-from modera.store.db import open_store
 
 RNG = np.random.default_rng(6)
 
@@ -21,11 +23,6 @@ def flip_bits(pdq_hex: str, n: int) -> str:
     bits = np.unpackbits(np.frombuffer(bytes.fromhex(pdq_hex), dtype=np.uint8))
     bits[:n] ^= 1
     return np.packbits(bits).tobytes().hex()
-
-
-@pytest.fixture
-def engine(tmp_path):
-    return open_store(f"sqlite:///{tmp_path}/modera.db")
 
 
 def test_banks_are_created_listed_and_validated(engine):
@@ -68,7 +65,7 @@ def test_items_are_added_validated_and_duplicates_refused(engine):
     again = banks.get_item(engine, "b", "one")
     np.testing.assert_array_equal(again.embedding, vector)
     assert again.embedding.dtype == np.float32 and again.labels == ["scam"] and again.provenance["source"] == "ncmec"
-    assert again.created_at.tzinfo is not None
+    assert again.created_at.tzinfo is not None and again.created_at.utcoffset() == timedelta(0)  # UTC on both
     with pytest.raises(banks.AlreadyExists, match="already holds item 'one'"):
         banks.add_item(engine, "b", "one", pdq_hex=random_pdq())
     with pytest.raises(InvalidInput, match="no signal"):

@@ -1,4 +1,4 @@
-"""The decision store on a real SQLite file: posts and decisions, idempotent resubmits, user history, spam grouping
+"""The decision store on SQLite and PostgreSQL: posts and decisions, idempotent resubmits, user history, spam grouping
 (also under concurrent writers), engagement and re-evaluation."""
 
 import threading
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from modera.errors import InvalidInput, NotFound
 from modera.store import decisions as store
-from modera.store.db import make_engine, open_store
+from modera.store.db import make_engine
 from modera.store.outbox import OutboxMessage
 from modera.store.tables import ReviewItem, ReviewItemPost, UserHistory, WebhookDelivery
 from sqlalchemy import func, select
@@ -16,16 +16,6 @@ from sqlalchemy.orm import Session
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 MODELS = {"text": {"name": "text-clf", "version": "3"}}
-
-
-@pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path}/modera.db"
-
-
-@pytest.fixture
-def engine(url):
-    return open_store(url)
 
 
 def decision(action="allow", *, group=None, reason="hate 0.70 >= 0.50"):
@@ -51,14 +41,14 @@ def count(engine, table, *where):
         return session.scalar(select(func.count()).select_from(table).where(*where))
 
 
-def test_a_decision_survives_a_new_engine_with_its_outbox(url, engine):
+def test_a_decision_survives_a_new_engine_with_its_outbox(store_url, engine):
     message = OutboxMessage("takedown", "https://example.test/hook", "decision.review", {"post_id": "p1"})
     stored = store.record_decision(engine, post("p1"), decision("review"), signals(), MODELS, outbox=[message],
                                    now=T0)
     assert stored.created and stored.action == "review" and stored.review_item_id is not None
     assert stored.created_at == T0
 
-    reopened = make_engine(url)  # a restart: a fresh engine on the same file
+    reopened = make_engine(store_url)  # a restart: a fresh engine on the same file
     found = store.find_decision(reopened, "p1")
     assert found is not None and not found.created
     assert (found.decision_id, found.action, found.review_item_id) == (stored.decision_id, "review",
@@ -84,8 +74,8 @@ def test_a_resubmitted_post_id_returns_the_stored_decision_and_writes_nothing(en
     assert store.history_signal(engine, "u1", [60], now=T0)["total_posts"] == 1
 
 
-def test_concurrent_resubmits_store_one_post(url, engine):
-    engines = [engine, make_engine(url)]
+def test_concurrent_resubmits_store_one_post(store_url, engine):
+    engines = [engine, make_engine(store_url)]
     barrier = threading.Barrier(8)
 
     def submit(i):
@@ -154,8 +144,8 @@ def test_posts_of_one_spam_group_share_one_review_item(engine):
                                  ).review_item_id is None
 
 
-def test_concurrent_writers_of_one_spam_group_open_one_item(url, engine):
-    engines = [engine, make_engine(url)]
+def test_concurrent_writers_of_one_spam_group_open_one_item(store_url, engine):
+    engines = [engine, make_engine(store_url)]
     barrier = threading.Barrier(16)
 
     def submit(i):
@@ -231,3 +221,17 @@ def test_bad_input_is_refused_before_anything_is_written(engine):
     with pytest.raises(InvalidInput, match="post_id"):
         store.record_decision(engine, post(""), decision("allow"), signals(), MODELS)
     assert store.find_decision(engine, "p1") is None
+
+
+def test_what_postgresql_refuses_is_stored_or_refused_alike_on_both_stores(engine):
+    # NUL in free text is kept as U+FFFD (PostgreSQL text cannot hold NUL); NUL in an id is refused up front.
+    store.record_decision(engine, post("p1", text="bad\x00text"), decision("review"), signals(), MODELS)
+    assert [p["text"] for p in store.user_posts(engine, "u1")] == ["bad\ufffdtext"]
+    with pytest.raises(InvalidInput, match="user_id"):
+        store.record_decision(engine, post("p2", user_id="u\x00"), decision("allow"), signals(), MODELS)
+    with pytest.raises(InvalidInput, match="review_group"):  # longer than review_items.group_key holds
+        store.record_decision(engine, post("p3"), decision("review", group="g" * 65), signals(), MODELS)
+    assert store.find_decision(engine, "p2") is None and store.find_decision(engine, "p3") is None
+    # a viral post's views outgrow a 32-bit INTEGER
+    stored, _ = store.record_engagement(engine, "p1", views=3_000_000_000, reports=1)
+    assert (stored["views"], stored["reports"]) == (3_000_000_000, 1)

@@ -32,6 +32,14 @@ def test_every_uri_can_be_overridden(monkeypatch):
     assert s.resolved_data_dir == Path("/srv/modera")
 
 
+def test_a_tracking_server_keeps_its_own_artifact_root_unless_one_is_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODERA_TRACKING_URI", "https://mlflow.internal")
+    monkeypatch.delenv("MODERA_ARTIFACT_LOCATION", raising=False)
+    assert load_settings(data_dir=tmp_path).resolved_artifact_location is None  # the server's mlflow-artifacts:/
+    monkeypatch.setenv("MODERA_ARTIFACT_LOCATION", "s3://bucket/mlflow")
+    assert load_settings(data_dir=tmp_path).resolved_artifact_location == "s3://bucket/mlflow"
+
+
 def test_explicit_override_beats_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MODERA_DATA_DIR", "/nope")
     assert load_settings(data_dir=tmp_path, ray_address=None).resolved_data_dir == tmp_path

@@ -1,4 +1,5 @@
-"""Action webhooks against a real local HTTP receiver, on a real SQLite outbox, with fake time for the backoff."""
+"""Action webhooks against a real local HTTP receiver, on SQLite and PostgreSQL outboxes, with fake time for the
+backoff."""
 
 import json
 import threading
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from modera.actions import webhooks as wh
 from modera.errors import ConfigError, DuplicateNameError, InvalidInput
 from modera.store import outbox
-from modera.store.db import make_engine, open_store
+from modera.store.db import make_engine
 from modera.store.tables import AuditEvent
 
 SECRET = "s3cret-for-tests"
@@ -64,11 +65,6 @@ def receivers():
     yield make
     for r in made:
         r.close()
-
-
-@pytest.fixture
-def engine(tmp_path):
-    return open_store(f"sqlite:///{tmp_path}/modera.db")
 
 
 class FakeTime:
@@ -170,12 +166,11 @@ def test_network_errors_are_retried_with_jittered_backoff(engine):
     assert dispatcher.run_once().dead == 1
 
 
-def test_two_dispatchers_on_one_file_never_send_a_delivery_twice(tmp_path, engine, receivers):
+def test_two_dispatchers_on_one_store_never_send_a_delivery_twice(store_url, engine, receivers):
     receiver = receivers([200], delay=0.002)
     webhooks = [hook(receiver.url)]
     ids = enqueue(engine, webhooks, n=60)
-    url = f"sqlite:///{tmp_path}/modera.db"
-    dispatchers = [wh.Dispatcher(make_engine(url), webhooks, batch_size=4) for _ in range(2)]
+    dispatchers = [wh.Dispatcher(make_engine(store_url), webhooks, batch_size=4) for _ in range(2)]
     errors = []
 
     def work(dispatcher):

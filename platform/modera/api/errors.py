@@ -77,6 +77,15 @@ def install_error_handlers(app) -> None:
     async def _validation_error(request, exc: RequestValidationError):
         return JSONResponse(error_body("invalid_request", describe_validation(exc.errors())), status_code=422)
 
+    from sqlalchemy.exc import OperationalError
+
+    @app.exception_handler(OperationalError)
+    async def _store_unavailable(request, exc: OperationalError):
+        # The database is down or unreachable: the transaction did not commit, so a retry is safe.
+        logger.error("store unavailable on %s %s: %s", request.method, request.url.path, str(exc).splitlines()[0])
+        return JSONResponse(error_body("store_unavailable", "the decision store is unreachable; nothing was "
+                                       "stored, retry later"), status_code=503, headers={"Retry-After": "5"})
+
     @app.exception_handler(Exception)
     async def _unexpected(request, exc: Exception):
         logger.exception("unhandled error on %s %s", request.method, request.url.path)

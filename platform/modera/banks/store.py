@@ -90,7 +90,8 @@ class Item:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    # PostgreSQL hands back the session's time zone, SQLite naive UTC: both become UTC.
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _bank_info(row: Bank) -> BankInfo:

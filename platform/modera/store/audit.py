@@ -32,7 +32,9 @@ class Event:
 
 
 def _event(row: ModelEvent) -> Event:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+    # SQLite hands back naive UTC; PostgreSQL aware datetimes in the session's time zone: both become UTC.
+    created = (row.created_at.astimezone(timezone.utc) if row.created_at.tzinfo
+               else row.created_at.replace(tzinfo=timezone.utc))
     return Event(row.id, row.model_name, row.action, row.from_version, row.to_version, row.actor, row.reason,
                  row.gate_passed, row.gate_summary, created)
 
@@ -74,7 +76,9 @@ class AuditRecord:
 
 
 def _audit_record(row: AuditEvent) -> AuditRecord:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+    # SQLite hands back naive UTC; PostgreSQL aware datetimes in the session's time zone: both become UTC.
+    created = (row.created_at.astimezone(timezone.utc) if row.created_at.tzinfo
+               else row.created_at.replace(tzinfo=timezone.utc))
     return AuditRecord(row.id, row.actor, row.action, row.target, dict(row.details or {}), created)
 
 
@@ -88,7 +92,9 @@ def log_event(engine_or_session: Engine | Session, actor: str, action: str, targ
         raise InvalidInput(f"audit action must be a non-empty string of at most 64 characters, got {action!r}")
     if details is not None and not isinstance(details, dict):
         raise InvalidInput(f"audit details must be a JSON object, got {details!r}")
-    row = AuditEvent(actor=actor[:256], action=action, target=str(target or "")[:256], details=dict(details or {}),
+    # NUL cannot be stored in PostgreSQL text: U+FFFD instead (JSON details escape it themselves).
+    actor, target = (value.replace("\x00", "\ufffd")[:256] for value in (actor, str(target or "")))
+    row = AuditEvent(actor=actor, action=action, target=target, details=dict(details or {}),
                      created_at=now or datetime.now(timezone.utc))
     if isinstance(engine_or_session, Session):
         engine_or_session.add(row)

@@ -102,7 +102,9 @@ def _reviewer_info(row: Reviewer) -> ReviewerInfo:
 
 
 def _audit(session: Session, actor: str, action: str, target: str, now: datetime, **details) -> None:
-    session.add(AuditEvent(actor=actor[:256], action=action, target=target[:256], details=details, created_at=now))
+    # NUL cannot be stored in PostgreSQL text (a failed login's name is whatever the client sent): U+FFFD instead.
+    actor, target = (value.replace("\x00", "\ufffd")[:256] for value in (actor, target))
+    session.add(AuditEvent(actor=actor, action=action, target=target, details=details, created_at=now))
 
 
 def _hash_key(key: str) -> str:
@@ -132,8 +134,8 @@ def validate_scopes(scopes) -> list[str]:
 
 
 def _validate_name(name: str, what: str = "key name") -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 256:
-        raise InvalidInput(f"{what} {name!r} is invalid; give 1-256 characters")
+    if not isinstance(name, str) or not name.strip() or len(name) > 256 or "\x00" in name:
+        raise InvalidInput(f"{what} {name!r} is invalid; give 1-256 characters (no NUL)")
     return name
 
 
@@ -383,7 +385,9 @@ def login(engine: Engine, name: str, password: str, ttl_seconds: float = SESSION
     if ttl_seconds <= 0:
         raise InvalidInput(f"ttl_seconds must be positive, got {ttl_seconds!r}")
     with Session(engine) as session:
-        row = session.scalar(select(Reviewer).where(Reviewer.name == name)) if isinstance(name, str) else None
+        # A name no reviewer can have is unknown without a query (PostgreSQL refuses NUL in a parameter).
+        valid = isinstance(name, str) and _REVIEWER.fullmatch(name) is not None
+        row = session.scalar(select(Reviewer).where(Reviewer.name == name)) if valid else None
         stored = row.password_hash if row is not None else _dummy_hash()
         good = check_password(password if isinstance(password, str) else "", stored)
         reason = "unknown_name" if row is None else "bad_password" if not good else "disabled" if row.disabled else ""

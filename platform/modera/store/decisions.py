@@ -8,7 +8,9 @@ Concurrency: every write transaction starts with a write (the post's INSERT, or 
 SQLite that takes the database's write lock up front, so concurrent writers (threads, engines, processes) queue on
 ``busy_timeout`` and each then reads the latest data: two posts of one spam group can never open two review items.
 On PostgreSQL the row locks of those statements, an advisory lock per spam group and ``ON CONFLICT`` upserts do
-the same job.
+the same job. Lock order there: a spam group and its review item before any ``user_history`` row, and several
+``user_history`` rows in user id order. Every writer here and in ``modera.store.review`` keeps it, so a reviewer's
+decision and new posts of the same group or authors cannot deadlock.
 
 ``user_history`` counts a user's posts by their *current* action: a reviewer who clears a flagged post, or a
 re-evaluation that escalates one, moves the counts with it, so they agree with the per-window counts that
@@ -90,6 +92,13 @@ def utc_now(now: datetime | None = None) -> datetime:
     return datetime.now(timezone.utc) if now is None else as_utc(now)
 
 
+def storable(value: str | None) -> str | None:
+    """``value`` with NUL characters replaced by U+FFFD. PostgreSQL's text types cannot hold NUL (psycopg2 refuses
+    the statement) while SQLite's can: free text (post text, notes) is stored the same way on both. JSON columns
+    need nothing (NUL is escaped as ``\\u0000`` there); identifiers with NUL are refused instead."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 def validate_action(action: str, allowed: Sequence[str] = ACTIONS) -> str:
     if action not in allowed:
         raise InvalidInput(f"action {action!r} is not one of {tuple(allowed)}")
@@ -135,8 +144,9 @@ def live_item_of(session: Session, post_ref: int) -> ReviewItem | None:
 def _validate_post(post: PostRecord) -> None:
     for name in ("post_id", "user_id"):
         value = getattr(post, name)
-        if not isinstance(value, str) or not value or len(value) > 256:
-            raise InvalidInput(f"{name} must be a non-empty string of at most 256 characters, got {value!r}")
+        if not isinstance(value, str) or not value or len(value) > 256 or "\x00" in value:
+            raise InvalidInput(f"{name} must be a non-empty string of at most 256 characters without NUL, "
+                               f"got {value!r}")
     if not isinstance(post.media, Mapping) or not isinstance(post.meta, Mapping):
         raise InvalidInput("post media and meta must be mappings")
     if post.fingerprint is not None and (not isinstance(post.fingerprint, str) or len(post.fingerprint) > 64):
@@ -147,6 +157,10 @@ def _validate_decision(decision: Mapping) -> None:
     if not isinstance(decision, Mapping):
         raise InvalidInput(f"decision must be a mapping (Decision.model_dump(mode='json')), got {type(decision)}")
     validate_action(decision.get("action"))
+    group = decision.get("review_group")
+    if group is not None and (not isinstance(group, str) or len(group) > 64 or "\x00" in group):
+        raise InvalidInput(f"review_group must be a string of at most 64 characters (a text fingerprint), "
+                           f"got {group!r}")
     if not isinstance(decision.get("policy", ""), str):
         raise InvalidInput(f"decision policy must be 'name@version', got {decision.get('policy')!r}")
 
@@ -190,7 +204,7 @@ def enqueue(session: Session, post_row: Post, decision: Mapping, signals: Mappin
             session.flush()
             return item.id
     reasons = [str(rule.get("reason", "")) for rule in decision.get("rules") or [] if rule.get("reason")]
-    item = ReviewItem(post_ref=post_row.id, group_key=group_key, reason="; ".join(reasons) or "review",
+    item = ReviewItem(post_ref=post_row.id, group_key=group_key, reason=storable("; ".join(reasons)) or "review",
                       priority=priority, scores=scores, model=dict(models or {}), status=OPEN, lease_owner=None,
                       lease_expires_at=None, version=0, created_at=now, decided_at=None)
     session.add(item)
@@ -287,7 +301,7 @@ def record_decision(engine: Engine, post: PostRecord, decision: Mapping, signals
     now = utc_now(now)
     try:
         with Session(engine) as session, session.begin():
-            row = Post(post_id=post.post_id, user_id=post.user_id, text=post.text, media=dict(post.media),
+            row = Post(post_id=post.post_id, user_id=post.user_id, text=storable(post.text), media=dict(post.media),
                        meta=dict(post.meta), fingerprint=post.fingerprint, views=int(signals.get("views") or 0),
                        reports=int(signals.get("reports") or 0), action=decision["action"], created_at=now,
                        updated_at=now)
@@ -295,8 +309,8 @@ def record_decision(engine: Engine, post: PostRecord, decision: Mapping, signals
             session.flush()  # the first statement: takes SQLite's write lock, meets the unique post id
             decision_row = _decision_row(row.id, "policy", decision, signals, models, now)
             session.add(decision_row)
-            _upsert_history(session, post.user_id, decision["action"], now)
             item_id = enqueue(session, row, decision, signals, models, now) if decision["action"] == "review" else None
+            _upsert_history(session, post.user_id, decision["action"], now)  # after the item: see the lock order
             add_deliveries(session, list(outbox), now)
             session.flush()
             stored = _stored(row, decision_row, _with_inputs(decision, signals, models), item_id, True)
@@ -331,13 +345,15 @@ def record_reevaluation(engine: Engine, post_id: str, decision: Mapping, signals
         row = _decision_row(post.id, source, decision, signals, models, now)
         session.add(row)
         old, new = post.action, decision["action"]
-        if SEVERITY[new] > SEVERITY[old]:
+        escalated = SEVERITY[new] > SEVERITY[old]
+        if escalated:
             post.action = new
-            adjust_history(session, post.user_id, old, new)
         item = live_item_of(session, post.id)
         item_id = item.id if item is not None else None
         if item_id is None and post.action == "review" and new == "review":
             item_id = enqueue(session, post, decision, signals, models, now)
+        if escalated:  # after the item: see the lock order
+            adjust_history(session, post.user_id, old, new)
         add_deliveries(session, list(outbox), now)
         session.flush()
         return _stored(post, row, _with_inputs(decision, signals, models), item_id, True)

@@ -1,13 +1,14 @@
 """The outbox of action webhooks: delivery rows written in the transaction that stores a decision, so an
 acknowledged decision's actions cannot be lost; ``modera.actions.webhooks`` delivers them afterwards.
 
-A dispatcher ``claim_due``s a batch: one ``UPDATE ... WHERE <due and unclaimed> RETURNING`` sets ``claimed_until``
+A dispatcher ``claim_due``s a batch: an ``UPDATE ... WHERE <due and unclaimed> RETURNING`` sets ``claimed_until``
 and counts the attempt, so two dispatchers (threads, processes, replicas) never hold one delivery at once: SQLite
-runs the statement under its write lock, PostgreSQL re-checks the outer WHERE on the locked row (and the inner
-SELECT skips locked rows). A dispatcher that dies mid-batch leaves claims that expire after ``claim_seconds``;
-the deliveries are then claimed again, so delivery is at least once: receivers deduplicate on
-``X-Modera-Delivery``. ``mark_delivered`` / ``mark_failed`` end the claim; a failure without a next attempt makes
-the row ``dead`` (the dead-letter record) and writes an audit event in the same transaction.
+runs the statement under its write lock; on PostgreSQL a ``SELECT ... FOR UPDATE SKIP LOCKED`` first locks the
+batch (passing over rows another dispatcher is claiming), and the UPDATE re-checks the WHERE on the locked rows.
+A dispatcher that dies mid-batch leaves claims that expire after ``claim_seconds``; the deliveries are then claimed
+again, so delivery is at least once: receivers deduplicate on ``X-Modera-Delivery``. ``mark_delivered`` /
+``mark_failed`` end the claim; a failure without a next attempt makes the row ``dead`` (the dead-letter record) and
+writes an audit event in the same transaction.
 """
 
 from __future__ import annotations
@@ -101,11 +102,21 @@ def claim_due(engine: Engine, limit: int = 20, claim_seconds: float = 30,
     now = _now(now)
     table = WebhookDelivery
     due_ids = (select(table.id).where(_due(now)).order_by(table.next_attempt_at, table.id).limit(limit)
-               .with_for_update(skip_locked=True).scalar_subquery())
-    statement = (update(table).where(table.id.in_(due_ids), _due(now))
-                 .values(claimed_until=now + timedelta(seconds=claim_seconds), attempts=table.attempts + 1)
-                 .returning(*table.__table__.columns))
+               .with_for_update(skip_locked=True))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Two statements: inside ``IN (...)`` PostgreSQL may rescan the LIMIT subquery once per row (a nested
+            # loop semi join), and each rescan skips the rows this UPDATE already changed and locks further ones,
+            # so the batch outgrew ``limit``. The ids locked here stay locked until the transaction ends.
+            ids = connection.scalars(due_ids).all()
+            if not ids:
+                return []
+            batch = table.id.in_(ids)
+        else:  # one statement, run under SQLite's write lock (FOR UPDATE is not SQLite syntax and is left out)
+            batch = table.id.in_(due_ids.scalar_subquery())
+        statement = (update(table).where(batch, _due(now))
+                     .values(claimed_until=now + timedelta(seconds=claim_seconds), attempts=table.attempts + 1)
+                     .returning(*table.__table__.columns))
         rows = connection.execute(statement).all()
     return sorted((_delivery(r) for r in rows), key=lambda d: (d.next_attempt_at, d.id))
 

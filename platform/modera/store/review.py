@@ -32,6 +32,7 @@ from modera.store.decisions import (
     adjust_history,
     as_utc,
     latest_policy_row,
+    storable,
     utc_now,
     validate_action,
 )
@@ -93,8 +94,9 @@ class ReviewCase:
 # -- internals ---------------------------------------------------------------------------------------------------
 
 def _validate_reviewer(reviewer: str) -> str:
-    if not isinstance(reviewer, str) or not reviewer or len(reviewer) > 256:
-        raise InvalidInput(f"reviewer must be a non-empty name of at most 256 characters, got {reviewer!r}")
+    if not isinstance(reviewer, str) or not reviewer or len(reviewer) > 256 or "\x00" in reviewer:
+        raise InvalidInput(f"reviewer must be a non-empty name of at most 256 characters without NUL, "
+                           f"got {reviewer!r}")
     return reviewer
 
 
@@ -268,8 +270,9 @@ def decide(engine: Engine, item_id: int, reviewer: str, action: str, labels: Map
             raise _lease_error(session, item_id, reviewer, now)
         posts = _item_posts(session, item_id)
         session.add(ReviewerDecision(review_item_id=item_id, reviewer=reviewer, action=action, labels=labels,
-                                     note=note, created_at=now))
+                                     note=storable(note), created_at=now))
         reason = note or f"reviewer {reviewer} decided {action}"
+        moves: list[tuple[str, str]] = []  # (user id, old action) of each post whose action changes
         for post in posts:
             session.add(DecisionRow(post_ref=post.id, source="reviewer", action=action,
                                     policy=f"reviewer:{reviewer}"[:128], policy_digest="",
@@ -277,9 +280,11 @@ def decide(engine: Engine, item_id: int, reviewer: str, action: str, labels: Map
                                     categories={}, matches=[], models={},
                                     signals={"review_item_id": item_id, "labels": labels}, shadow=[], created_at=now))
             if post.action != action:
-                adjust_history(session, post.user_id, post.action, action)
+                moves.append((post.user_id, post.action))
             post.action = action
             post.updated_at = now
+        for user_id, old in sorted(moves):  # user id order: see the lock order in modera.store.decisions
+            adjust_history(session, user_id, old, action)
         post_ids = [p.post_id for p in posts]
         log_event(session, reviewer, "review.decide", f"review_item:{item_id}",
                   {"action": action, "labels": labels, "note": note, "posts": post_ids}, now=now)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -117,8 +118,9 @@ class Post(Base):
     media: Mapped[dict] = mapped_column(JSON)  # {"images": n, "audio": n, "video": n, "bytes": n}
     meta: Mapped[dict] = mapped_column(JSON)  # the caller's metadata, as sent
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)  # spam grouping key
-    views: Mapped[int] = mapped_column(Integer, default=0)
-    reports: Mapped[int] = mapped_column(Integer, default=0)
+    # The platform's counts: 64-bit (a viral post's views outgrow PostgreSQL's 32-bit INTEGER; migration 0005).
+    views: Mapped[int] = mapped_column(BigInteger, default=0)
+    reports: Mapped[int] = mapped_column(BigInteger, default=0)
     action: Mapped[str] = mapped_column(String(16))  # the current action (latest enforced decision or reviewer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 PIP_REQUIREMENTS = ["modera"]
 
 
-def ensure_experiment(name: str, artifact_location: str) -> str:
-    """Create the experiment with an explicit artifact root (SQLite stores default to ./mlruns)."""
+def ensure_experiment(name: str, artifact_location: str | None) -> str:
+    """Create the experiment with an explicit artifact root (SQLite stores default to ./mlruns; None: the tracking
+    server's root)."""
     import mlflow
 
     experiment = mlflow.get_experiment_by_name(name)
