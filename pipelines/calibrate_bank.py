@@ -2,7 +2,7 @@
 
     python -m pipelines.calibrate_bank --bank gore-reposts --negatives benign/ more_benign/ --target-fpr 0.001
     python -m pipelines.calibrate_bank --bank gore-reposts --negatives benign/ --target-fpr 0.001 --apply
-    ray job submit --working-dir . -- python -m pipelines.calibrate_bank --bank gore-reposts --negatives /abs/benign/
+    ray job submit --working-dir . --runtime-env-json '{"py_modules": ["platform/modera"]}' -- python -m pipelines.calibrate_bank --bank gore-reposts --negatives /abs/benign/
 
 Negatives are images that must not match the bank (a sample of ordinary uploads, known false positives):
 image files or folders of them. Use the embedding model the match app serves with (``--embedding-model``,

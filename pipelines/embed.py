@@ -1,7 +1,7 @@
 """Embed a content table with Ray Data actor pools; resumable Parquet output.
 
     python -m pipelines.embed --input posts.parquet --output ~/.modera/loop/embeddings
-    ray job submit --working-dir . -- python -m pipelines.embed --input /abs/posts.parquet --output /abs/emb
+    ray job submit --working-dir . --runtime-env-json '{"py_modules": ["platform/modera"]}' -- python -m pipelines.embed --input /abs/posts.parquet --output /abs/emb
 
 The table needs an id column and a text column, an image column (paths or URIs), or both; items with
 both get a fused embedding. Each output row: id, embedding, embedding_model (the exact weights),

@@ -2,7 +2,7 @@
 
     python -m pipelines.loop --content posts.parquet --labels seed_labels.parquet            (once)
     python -m pipelines.loop --content posts.parquet --labels seed_labels.parquet --every 3600
-    ray job submit --working-dir . -- python -m pipelines.loop --content /abs/posts.parquet --labels /abs/seeds.parquet
+    ray job submit --working-dir . --runtime-env-json '{"py_modules": ["platform/modera"]}' -- python -m pipelines.loop --content /abs/posts.parquet --labels /abs/seeds.parquet
 
 Everything lands under ``<data dir>/loop`` (or ``--workdir``): ``embeddings/<model>/``, ``propagated/``,
 ``reports/round-*.json`` (what each round did),

@@ -175,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = load_settings(data_dir=args.data_dir)
         init_ray(settings)
-        task = ray.remote(num_cpus=1, num_gpus=1 if args.use_gpu else 0, max_retries=0)(_run_in_task)
+        # The whole step is this one task, so its worker dying (OOM-killed, node lost or preempted) must not end
+        # the job: Ray reruns it on another worker. That is safe, the step being idempotent (every file is written
+        # to a temporary name and renamed; the graph cache counts only once its "done" marker exists). Retries
+        # cover system failures only: an exception raised by the step (bad arguments, ConfigError) is final.
+        task = ray.remote(num_cpus=1, num_gpus=1 if args.use_gpu else 0, max_retries=2)(_run_in_task)
         summary = ray.get(task.remote(args, settings.as_env()))
         print(json.dumps(summary, indent=2))
         return 0

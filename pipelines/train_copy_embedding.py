@@ -2,7 +2,7 @@
 
     python -m pipelines.train_copy_embedding --epochs 3 --max-steps-per-epoch 20
     python -m pipelines.train_copy_embedding --data frames/ more_images.parquet --image-size 160 --epochs 5
-    ray job submit --working-dir . -- python -m pipelines.train_copy_embedding --data /abs/path/images/ ...
+    ray job submit --working-dir . --runtime-env-json '{"py_modules": ["platform/modera"]}' -- python -m pipelines.train_copy_embedding --data /abs/path/images/ ...
 
 Without --data the images are generated procedurally. Before and after training, top-1 retrieval of
 edited copies against their originals is measured on held-out generated images (never the training

@@ -1,7 +1,7 @@
 """Fine-tune the text classifier and register a new model version.
 
     python -m pipelines.train_text --data seed.parquet --epochs 2
-    ray job submit --working-dir . -- python -m pipelines.train_text --data /abs/path/seed.parquet
+    ray job submit --working-dir . --runtime-env-json '{"py_modules": ["platform/modera"]}' -- python -m pipelines.train_text --data /abs/path/seed.parquet
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     python -m pipelines.train_vision --data emotes.parquet --taxonomy platform/modera/synthetic/emote_taxonomy.yaml \\
         --image-size 112 --text-column code --text-encoder chars --fusion mixed --epochs 3 --promote
     python -m pipelines.train_vision --data images.parquet --unfreeze-backbone --use-gpu
-    ray job submit --working-dir . -- python -m pipelines.train_vision --data /abs/path/emotes.parquet ...
+    ray job submit --working-dir . --runtime-env-json '{"py_modules": ["platform/modera"]}' -- python -m pipelines.train_vision --data /abs/path/emotes.parquet ...
 
 The gate compares against the champion on --eval-set; without one, emote models use the generated
 emote eval set, and other models the held-out rows of this training (written next to the data dir).

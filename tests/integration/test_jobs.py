@@ -1,18 +1,39 @@
-"""`ray job submit --working-dir .` against a running Ray head, as the README shows."""
+"""Every pipeline as a `ray job submit --working-dir .` job against the session's Ray head, as the README shows,
+and a Ray worker killed in the middle of a propagation job.
+
+The jobs ship this checkout: ``--working-dir`` carries ``pipelines/`` (the job's working directory, on the
+driver's and every worker's ``sys.path``), and ``py_modules`` carries ``platform/modera``, because ``modera``
+lives under the ``platform/`` source root, which is not on any ``sys.path`` a worker gets from the working
+directory. Without it a worker imports whatever ``modera`` the node has installed (or none).
+
+The labeling-loop jobs run as a chain on one small table, each reading the previous one's output:
+embed -> propagate_labels -> select_for_review -> retrain. ``pipelines.loop`` as a job is in
+test_labeling_loop.py; ``pipelines.demo`` (it deploys Serve) is run end to end by tests/e2e/test_demo.py.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests.helpers import pattern
 from tests.integration.conftest import RAY, ray_cli_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CATEGORIES = ["sexual", "hate", "harassment", "violence", "self_harm", "spam"]
 
 
 def submit(cmd: list[str], env: dict, cwd, timeout: float) -> subprocess.CompletedProcess:
@@ -25,14 +46,57 @@ def submit(cmd: list[str], env: dict, cwd, timeout: float) -> subprocess.Complet
         time.sleep(3)
 
 
-def test_train_text_runs_as_a_ray_job(ray_head, settings, seed_path, repo_root):
-    runtime_env = {"env_vars": {"MODERA_DATA_DIR": str(settings.resolved_data_dir), "HF_HUB_OFFLINE": "1"}}
-    cmd = [RAY, "job", "submit", "--working-dir", str(repo_root), "--runtime-env-json", json.dumps(runtime_env), "--",
-           sys.executable, "-m", "pipelines.train_text", "--data", str(seed_path), "--epochs", "1",
-           "--max-steps-per-epoch", "2", "--model-name", "modera-text-job"]
-    done = submit(cmd, ray_cli_env(ray_head), repo_root, timeout=600)
+def job_runtime_env(settings, repo_root: Path) -> dict:
+    """The runtime env every job here gets: this checkout's ``modera`` on every worker, and the session's data dir."""
+    return {"py_modules": [str(repo_root / "platform" / "modera")],
+            "env_vars": {"MODERA_DATA_DIR": str(settings.resolved_data_dir), "HF_HUB_OFFLINE": "1"}}
+
+
+def job_cmd(settings, repo_root: Path, entrypoint: list[str], *submit_flags: str) -> list[str]:
+    return [RAY, "job", "submit", *submit_flags, "--working-dir", str(repo_root),
+            "--runtime-env-json", json.dumps(job_runtime_env(settings, repo_root)), "--", sys.executable, *entrypoint]
+
+
+def run_job(ray_head, settings, repo_root: Path, module: str, *args: str, timeout: float = 600) -> str:
+    """Submit ``python -m pipelines.<module> args`` and wait; the job's output (its logs) when it succeeded."""
+    done = submit(job_cmd(settings, repo_root, ["-m", f"pipelines.{module}", *args]), ray_cli_env(ray_head),
+                  repo_root, timeout)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    assert "succeeded" in done.stdout, done.stdout[-4000:]
+    return done.stdout
+
+
+def printed_json(output: str) -> dict:
+    """The last JSON object a pipeline printed with ``indent=2`` (a line ``{`` up to the next line ``}``)."""
+    lines = output.splitlines()
+    end = max(i for i, line in enumerate(lines) if line == "}")
+    start = max(i for i, line in enumerate(lines[:end]) if line == "{")
+    return json.loads("\n".join(lines[start:end + 1]))
+
+
+def test_jobs_run_this_checkouts_code_on_the_driver_and_on_workers(ray_head, settings, repo_root):
+    """Both packages come from what the job shipped, on the driver and on a worker: pipelines from the working
+    dir, modera from py_modules, never the checkout on this machine (an editable install would hide a missing
+    runtime env here and break on a cluster)."""
+    probe = ("import json, ray, modera, pipelines\n"
+             "ray.init()\n"
+             "where = ray.remote(lambda: [__import__('modera').__file__, __import__('pipelines').__file__])\n"
+             "print('PROBE ' + json.dumps({'driver': [modera.__file__, pipelines.__file__],"
+             " 'worker': ray.get(where.remote())}))\n")
+    done = submit(job_cmd(settings, repo_root, ["-c", probe]), ray_cli_env(ray_head), repo_root, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "registered modera-text-job version 1" in done.stdout
+    found = json.loads(re.search(r"^PROBE (.*)$", done.stdout, re.M).group(1))
+    for side in ("driver", "worker"):
+        modera_file, pipelines_file = found[side]
+        assert "/runtime_resources/py_modules_files/" in modera_file, (side, modera_file)
+        assert "/runtime_resources/working_dir_files/" in pipelines_file, (side, pipelines_file)
+        assert not modera_file.startswith(str(repo_root)) and not pipelines_file.startswith(str(repo_root))
+
+
+def test_train_text_runs_as_a_ray_job(ray_head, settings, seed_path, repo_root):
+    out = run_job(ray_head, settings, repo_root, "train_text", "--data", str(seed_path), "--epochs", "1",
+                  "--max-steps-per-epoch", "2", "--model-name", "modera-text-job")
+    assert "registered modera-text-job version 1" in out
     assert MlflowClient().get_model_version("modera-text-job", "1").status == "READY"
 
 
@@ -42,3 +106,244 @@ def test_a_failing_job_reports_the_reason(ray_head, settings, repo_root):
     done = submit(cmd, ray_cli_env(ray_head), repo_root, timeout=300)
     assert done.returncode != 0
     assert "/nonexistent/data.parquet: no such file" in done.stdout + done.stderr
+
+
+# --- the labeling loop, one job per step, each on the previous one's output -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chain_data(data_dir, seed_path):
+    """80 seed posts as a content table and a CSV of seed labels for one post in four (empty = unknown)."""
+    posts = pd.read_parquet(seed_path).iloc[::6].reset_index(drop=True)
+    posts["id"] = [f"job-{i}" for i in range(len(posts))]
+    folder = data_dir / "jobs-chain"
+    folder.mkdir()
+    content = folder / "posts.parquet"
+    posts[["id", "text"]].to_parquet(content, index=False)
+    labelled = np.arange(len(posts)) % 4 == 0
+    seeds = posts[["id", *CATEGORIES]].astype({c: float for c in CATEGORIES})
+    seeds.loc[~labelled, CATEGORIES] = np.nan
+    seed_csv = folder / "seeds.csv"
+    seeds.to_csv(seed_csv, index=False)
+    return {"folder": folder, "content": content, "seeds": seed_csv, "n": len(posts),
+            "labelled": set(posts.loc[labelled, "id"])}
+
+
+@pytest.fixture(scope="module")
+def embed_job(ray_head, settings, trained, repo_root, chain_data):
+    out = chain_data["folder"] / "embeddings"
+    log = run_job(ray_head, settings, repo_root, "embed", "--input", str(chain_data["content"]), "--output", str(out),
+                  "--actors", "1", "--batch-size", "32")
+    return {"dir": out, "log": log}
+
+
+def test_embed_job_writes_an_embedding_per_post_with_the_champion(embed_job, chain_data, trained):
+    from modera.labeling.parts import arrow_to_vectors, read_parts
+
+    ref = trained["ref"]
+    assert f"embedded={chain_data['n']} skipped=0 failed=0" in embed_job["log"]
+    table = read_parts(embed_job["dir"])
+    assert sorted(table["id"].to_pylist()) == sorted(f"job-{i}" for i in range(chain_data["n"]))
+    assert set(table["embedding_model"].to_pylist()) == {f"text={ref.name}/{ref.version}"}
+    vectors = arrow_to_vectors(table["embedding"])
+    assert vectors.shape == (chain_data["n"], 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def propagate_argv(embeddings: Path, labels: Path, out: Path) -> list[str]:
+    return ["--embeddings", str(embeddings), "--labels", str(labels), "--output", str(out), "--k", "5"]
+
+
+@pytest.fixture(scope="module")
+def propagate_job(ray_head, settings, repo_root, chain_data, embed_job):
+    out = chain_data["folder"] / "propagated"
+    log = run_job(ray_head, settings, repo_root, "propagate_labels",
+                  *propagate_argv(embed_job["dir"], chain_data["seeds"], out))
+    return {"dir": out, "summary": printed_json(log)}
+
+
+def test_propagate_labels_job_labels_every_post(propagate_job, chain_data):
+    frame = pd.read_parquet(propagate_job["dir"] / "labels.parquet")
+    summary = propagate_job["summary"]
+    assert len(frame) == summary["items"] == chain_data["n"]
+    assert set(frame.loc[frame["source"] == "seed", "id"]) == chain_data["labelled"]
+    assert summary["seed_items"] == len(chain_data["labelled"]) and summary["classes"] == CATEGORIES
+    assert json.loads((propagate_job["dir"] / "summary.json").read_text()) == summary
+    assert len(pd.read_parquet(propagate_job["dir"] / "review.parquet")) == summary["to_review"]
+
+
+@pytest.fixture(scope="module")
+def select_job(ray_head, settings, repo_root, chain_data, embed_job):
+    out = chain_data["folder"] / "review"
+    log = run_job(ray_head, settings, repo_root, "select_for_review", "--input", str(chain_data["content"]),
+                  "--output", str(out), "--embeddings", str(embed_job["dir"]), "--labels", str(chain_data["seeds"]),
+                  "--budget", "8", "--actors", "1")
+    return {"dir": out, "summary": printed_json(log)}
+
+
+def test_select_for_review_job_queues_unlabelled_posts(select_job, chain_data, trained):
+    summary = select_job["summary"]
+    assert summary["scored"] == chain_data["n"] and summary["selected"] == 8
+    assert summary["pool"] == chain_data["n"] - len(chain_data["labelled"])
+    assert summary["model"] == f"{trained['ref'].name}/{trained['ref'].version}"
+    queue = pd.read_parquet(summary["queue"])
+    assert Path(summary["queue"]).parent == select_job["dir"] and len(queue) == 8
+    assert not set(queue["id"]) & chain_data["labelled"] and queue["text"].notna().all()
+
+
+def test_retrain_job_trains_on_propagated_labels_and_registers_a_version(ray_head, settings, repo_root, chain_data,
+                                                                         propagate_job):
+    labels = propagate_job["dir"] / "labels.parquet"
+    log = run_job(ray_head, settings, repo_root, "retrain", "--content", str(chain_data["content"]),
+                  "--propagated", str(labels), "--min-new-labels", "5", "--epochs", "1", "--max-steps-per-epoch", "2",
+                  "--model-name", "modera-text-jobs-loop")
+    summary = printed_json(log)
+    frame = pd.read_parquet(labels)
+    assert summary["action"] == "trained" and summary["version"] == "1"
+    assert summary["new_propagated_labels"] == propagate_job["summary"]["confident_propagated"] >= 5
+    version = MlflowClient().get_model_version("modera-text-jobs-loop", "1")
+    assert version.status == "READY" and version.tags["loop.training_data"] == summary["training_data"]
+    assert pd.Timestamp(version.tags["loop.labels_until"]) == frame["propagated_at"].max()
+
+
+# --- the other training jobs and bank calibration ------------------------------------------------------------------
+
+
+def test_train_vision_runs_as_a_ray_job(ray_head, settings, repo_root, emote_path):
+    from modera.synthetic.emotes import emote_taxonomy_path
+
+    out = run_job(ray_head, settings, repo_root, "train_vision", "--data", str(emote_path),
+                  "--taxonomy", str(emote_taxonomy_path()), "--image-size", "64", "--text-column", "code",
+                  "--text-encoder", "chars", "--fusion", "mixed", "--epochs", "1", "--max-steps-per-epoch", "2",
+                  "--batch-size", "8", "--model-name", "modera-vision-job")
+    assert re.search(r"registered modera-vision-job version 1 \((challenger|gate failed)\)", out), out[-3000:]
+    version = MlflowClient().get_model_version("modera-vision-job", "1")
+    assert version.status == "READY" and version.tags["gate.passed"] in ("true", "false")
+
+
+def test_train_copy_embedding_runs_as_a_ray_job(ray_head, settings, repo_root):
+    out = run_job(ray_head, settings, repo_root, "train_copy_embedding", "--num-generated", "16", "--image-size", "64",
+                  "--proj-dim", "16", "--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "1",
+                  "--eval-images", "8", "--model-name", "modera-copy-embedding-job", "--run-name", "copy-embedding-job")
+    found = re.search(r"registered modera-copy-embedding-job version 1: held-out copy retrieval top-1 "
+                      r"(\d\.\d+) -> (\d\.\d+)", out)
+    assert found, out[-3000:]
+    version = MlflowClient().get_model_version("modera-copy-embedding-job", "1")
+    assert version.tags["kind"] == "copy_embedding" and version.tags["proj_dim"] == "16"
+    assert float(version.tags["retrieval_top1"]) == pytest.approx(float(found.group(2)), abs=1e-3)
+
+
+def test_calibrate_bank_runs_as_a_ray_job_and_applies_thresholds(ray_head, settings, repo_root, store, data_dir):
+    from modera.banks import store as banks
+    from modera.matching.embedding import EmbeddingSignal
+    from modera.matching.pdq import pdq_hash
+
+    signal_ = EmbeddingSignal()
+    banks.create_bank(store, "jobs-known")
+    h = pdq_hash(pattern(1, 128))
+    banks.add_item(store, "jobs-known", "img-1", pdq_hex=h.hex, pdq_quality=h.quality,
+                   embedding=signal_.embed([pattern(1, 128)])[0], embedding_model=signal_.encoder.name)
+    folder = data_dir / "jobs-benign"
+    folder.mkdir()
+    for i in range(12):
+        pattern(300 + i, 96).save(folder / f"{i}.png")
+    out = run_job(ray_head, settings, repo_root, "calibrate_bank", "--bank", "jobs-known", "--negatives", str(folder),
+                  "--target-fpr", "0.1", "--apply")
+    assert "bank jobs-known: 12 negatives, target FPR 0.1" in out and "applied: jobs-known thresholds" in out
+    assert set(banks.get_bank(store, "jobs-known").thresholds) == {"pdq", "embedding"}
+
+
+# --- fault: a Ray worker killed while it propagates ----------------------------------------------------------------
+
+
+def wait_for(what: str, probe, timeout: float, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(every)
+
+
+def feed_pipe(path: Path, data: bytes, job_alive, timeout: float) -> None:
+    """Write ``data`` into the named pipe once a reader has opened it (while the job still runs)."""
+
+    def opened() -> int | None:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nobody reads the pipe yet
+                raise
+            assert job_alive(), "the job ended before any retry read its labels"
+            return None
+
+    fd = wait_for(f"a reader of {path}", opened, timeout)
+    try:
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def test_a_worker_killed_mid_propagation_is_retried_and_writes_the_same_labels(ray_head, settings, repo_root,
+                                                                               chain_data, embed_job, propagate_job):
+    """The job's propagation task reads its seed labels from a named pipe, so its first attempt cannot finish
+    before the test decides: the test waits until the state API shows the task RUNNING in a worker, SIGKILLs
+    that worker, and only then writes the labels, which the retry reads. The labels must equal the chain's run
+    without a kill on the same embeddings and labels."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+    from ray.util.state import list_tasks
+
+    pipe = chain_data["folder"] / "seeds-pipe.csv"
+    os.mkfifo(pipe)
+    out = chain_data["folder"] / "propagated-killed"
+    done = submit(job_cmd(settings, repo_root, ["-m", "pipelines.propagate_labels",
+                                                *propagate_argv(embed_job["dir"], pipe, out)], "--no-wait"),
+                  ray_cli_env(ray_head), repo_root, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    submission_id = re.search(r"raysubmit_\w+", done.stdout).group(0)
+    client = JobSubmissionClient(ray_head["dashboard"])
+
+    def running() -> bool:
+        return not client.get_job_status(submission_id).is_terminal()
+
+    def attempts() -> list:
+        found = list_tasks(address=ray_head["dashboard"], detail=True, raise_on_missing_output=False,
+                           filters=[("job_id", "=", ray_job)])
+        ours = [t for t in found if t.func_or_class_name.endswith("_run_in_task")]
+        return sorted(ours, key=lambda t: t.attempt_number)
+
+    def first_attempt_running():
+        return next((t for t in attempts() if t.attempt_number == 0 and t.state == "RUNNING" and t.worker_pid), None)
+
+    try:
+        ray_job = wait_for("the job's driver", lambda: client.get_job_info(submission_id).job_id, 120)
+        pid = wait_for("the propagation task RUNNING in a worker", first_attempt_running, 180).worker_pid
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        assert "_run_in_task" in cmdline, cmdline  # the Ray worker running the task (titled ray::_run_in_task)
+        os.kill(pid, signal.SIGKILL)
+        feed_pipe(pipe, chain_data["seeds"].read_bytes(), running, timeout=180)
+        wait_for("the job to end", lambda: not running(), 300, every=1)
+    finally:  # a job left blocked on its pipe would hold a CPU for the rest of the session
+        if running():
+            client.stop_job(submission_id)
+    logs = client.get_job_logs(submission_id)
+    assert client.get_job_status(submission_id) == JobStatus.SUCCEEDED, logs[-4000:]
+
+    tasks = attempts()
+    assert len(tasks) == 2, tasks  # the killed attempt and one retry
+    first, retry = tasks
+    assert first.attempt_number == 0 and first.state == "FAILED" and first.error_type == "WORKER_DIED", first
+    assert first.worker_pid == pid and retry.attempt_number == 1 and retry.state == "FINISHED", retry
+    summary = printed_json(logs)
+    assert summary["items"] == propagate_job["summary"]["items"] and summary["output"] == str(out.resolve())
+    expected = pd.read_parquet(propagate_job["dir"] / "labels.parquet").sort_values("id", ignore_index=True)
+    got = pd.read_parquet(out / "labels.parquet").sort_values("id", ignore_index=True)
+    assert list(got.columns) == list(expected.columns)
+    exact = ["id", *CATEGORIES, "source", "confident", "embedding_model"]
+    pd.testing.assert_frame_equal(got[exact], expected[exact])
+    close = [f"p_{c}" for c in CATEGORIES] + ["confidence"]
+    np.testing.assert_allclose(got[close].to_numpy(float), expected[close].to_numpy(float), rtol=1e-5, atol=1e-6)
+    assert got["supporting_seeds"].map(list).tolist() == expected["supporting_seeds"].map(list).tolist()

@@ -12,7 +12,7 @@ import pytest
 
 from modera.errors import ConfigError
 from tests.integration.conftest import RAY, ray_cli_env
-from tests.integration.test_jobs import submit
+from tests.integration.test_jobs import job_runtime_env, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -162,7 +162,7 @@ def test_the_loop_runs_as_a_ray_job_and_resumes_finished_steps(ray_head, setting
 
     from pipelines.loop import embeddings_dir
 
-    runtime_env = {"env_vars": {"MODERA_DATA_DIR": str(settings.resolved_data_dir), "HF_HUB_OFFLINE": "1"}}
+    runtime_env = job_runtime_env(settings, repo_root)
     workdir = loop_data["folder"] / "job"
     # As if an earlier run had embedded everything and then failed: the job must not embed again.
     target = embeddings_dir(workdir, f"models:/{trained['ref'].name}/{trained['ref'].version}")
