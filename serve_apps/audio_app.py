@@ -26,6 +26,7 @@ from modera.audio.vad import VadConfig
 from modera.errors import NotReady
 from modera.media.audio import AudioLimits, decode_audio
 from modera.schemas import AudioContent
+from modera.telemetry import MetricsMiddleware
 from serve_apps.model_host import HostArgs, ModelHost, host_options
 
 logger = logging.getLogger("serve_apps.audio_app")
@@ -39,6 +40,7 @@ api = FastAPI(
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
 api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
+api.add_middleware(MetricsMiddleware, app_name="audio")  # outermost: counts refused requests too
 
 
 class AudioAppArgs(HostArgs):
@@ -79,11 +81,11 @@ class AudioDeployment(ModelHost):
         cache_dir = load_settings().resolved_data_dir / "model_cache"
         analyzer = AudioAnalyzer(cache_dir=cache_dir, vad=VadConfig.model_validate(vad),
                                  stt=SttConfig.model_validate(stt), events=events)
-        self._start_host(analyzer, warmup_item(), torch_threads)
+        self._start_host("audio", analyzer, warmup_item(), torch_threads)
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
     async def _batch(self, items: list[AudioContent]) -> list:
-        return await self._infer(self._analyzer.analyze_batch, items)
+        return await self._infer_batch(items)
 
     @api.post("/", response_model=AudioResponse, summary="Moderate one audio clip (or a video's audio track)")
     async def moderate(self, request: Request) -> AudioResponse:

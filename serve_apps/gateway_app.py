@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
+from modera import telemetry
 from modera.api import RootWithoutSlash
 from modera.api.auth import require, store_verifier
 from modera.api.errors import install_error_handlers
@@ -35,6 +36,7 @@ from modera.api.match import read_json
 from modera.api.moderate import ModerateLimits, ModerateRequestJSON, PostInput, read_moderate_request
 from modera.errors import InvalidInput, ModeraError, NotReady, SchemaError
 from modera.settings import load_settings
+from modera.telemetry import MetricsMiddleware
 
 logger = logging.getLogger("serve_apps.gateway_app")
 
@@ -46,6 +48,7 @@ api = FastAPI(
 )
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
+api.add_middleware(MetricsMiddleware, app_name="gateway")  # outermost: counts refused requests too
 
 
 class GatewayAppArgs(BaseModel):
@@ -68,6 +71,8 @@ class GatewayAppArgs(BaseModel):
     max_replicas: int = Field(default=4, ge=1)
     target_ongoing_requests: float = Field(default=8, gt=0)
     num_cpus: float = Field(default=0.5, gt=0)
+    modality_retries: int = Field(default=2, ge=0, le=5, description="Retries of a modality call whose replica died "
+                                  "or was unreachable (analysis is idempotent); other errors are not retried.")
 
 
 # -- helpers above the deployment (Serve pickles the class at import) ----------------------------------------------
@@ -140,19 +145,36 @@ class GatewayDeployment:
         return self._handles[role]
 
     async def _call(self, role: str, method: str, *args):
+        """Call a modality app through its handle. Analysis is a pure function of the input, so a call that failed
+        because its replica died or became unreachable is retried (``modality_retries`` times) on another one."""
+        from ray.exceptions import ActorUnavailableError, RayActorError
+
         handle = self._handle(role)
         if handle is None:
             raise NotReady(f"this gateway has no {role!r} app configured (args.apps), so it cannot moderate this "
                            f"post's {role} content")
-        try:
-            return await getattr(handle, method).remote(*args)
-        except Exception as exc:  # noqa: BLE001 - re-raised as the app's own typed error, or as 503
-            original = _unwrapped(exc)
-            if isinstance(original, ModeraError):
-                raise type(original)(f"{role}: {original}") from None
-            self._handles.pop(role, None)
-            raise NotReady(f"the {role} app ({self._args.apps.get(role)!r}) failed: "
-                           f"{type(original).__name__}: {str(original)[:300]}") from None
+        app = self._args.apps[role]
+        for attempt in range(self._args.modality_retries + 1):
+            try:
+                result = await getattr(handle, method).remote(*args)
+            except (RayActorError, ActorUnavailableError) as exc:
+                if attempt == self._args.modality_retries:
+                    telemetry.count("modera_modality_calls_total", app=app, outcome="failed")
+                    raise NotReady(f"the {role} app ({app!r}) lost its replica {attempt + 1} times: "
+                                   f"{type(exc).__name__}") from None
+                logger.warning("%s call to %s failed (%s); retrying", role, app, type(exc).__name__)
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except Exception as exc:  # noqa: BLE001 - re-raised as the app's own typed error, or as 503
+                original = _unwrapped(exc)
+                if isinstance(original, ModeraError):
+                    raise type(original)(f"{role}: {original}") from None
+                telemetry.count("modera_modality_calls_total", app=app, outcome="failed")
+                self._handles.pop(role, None)
+                raise NotReady(f"the {role} app ({app!r}) failed: "
+                               f"{type(original).__name__}: {str(original)[:300]}") from None
+            else:
+                telemetry.count("modera_modality_calls_total", app=app, outcome="retried" if attempt else "ok")
+                return result
 
     def _auth(self, scope: str):
         """The key check for ``scope`` (built once per scope: the dependencies are reused on every request)."""
@@ -216,6 +238,8 @@ class GatewayDeployment:
                                       media=post.media_summary(), meta=post.metadata,
                                       fingerprint=signals.text_fingerprint)
         stored = decisions.record_decision(self._engine, record, decision_d, signals_d, models, outbox=outbox)
+        if stored.created:
+            telemetry.count("modera_decisions_total", action=stored.action, policy=decision.policy)
         if stored.created and stored.review_item_id is not None and (post.image_bytes or post.audio or post.video):
             try:
                 save_media(self._media_dir, stored.post_ref, post)

@@ -24,6 +24,7 @@ from modera.api.image import EXPLAIN_ALL, ImageLimits, ImageRequestJSON, read_im
 from modera.errors import InvalidInput, NotReady
 from modera.schemas import ImageContent, Result
 from modera.settings import load_settings
+from modera.telemetry import MetricsMiddleware
 from serve_apps.model_host import HostArgs, ModelHost, host_options
 
 logger = logging.getLogger("serve_apps.image_app")
@@ -37,6 +38,7 @@ api = FastAPI(
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
 api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
+api.add_middleware(MetricsMiddleware, app_name="image")  # outermost: counts refused requests too
 
 
 class ImageAppArgs(HostArgs):
@@ -64,11 +66,11 @@ class ImageDeployment(ModelHost):
         settings = load_settings()
         analyzer = VisionAnalyzer(cache_dir=settings.resolved_data_dir / "model_cache", nsfw=nsfw)
         warmup = ImageContent(image=Image.new("RGB", (64, 64), (128, 128, 128)), text="warm up")
-        self._start_host(analyzer, warmup=warmup, torch_threads=torch_threads)
+        self._start_host("image", analyzer, warmup=warmup, torch_threads=torch_threads)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
     async def _batch(self, items: list[ImageContent]) -> list[Result]:
-        return await self._infer(self._analyzer.analyze_batch, items)
+        return await self._infer_batch(items)
 
     @api.post(
         "/",

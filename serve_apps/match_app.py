@@ -44,6 +44,7 @@ from modera.errors import InvalidInput, NotReady, SchemaError
 from modera.matching.video import ClipParams
 from modera.media.video import VideoLimits, sample_frames
 from modera.settings import load_settings
+from modera.telemetry import MetricsMiddleware
 
 logger = logging.getLogger("serve_apps.match_app")
 
@@ -56,6 +57,7 @@ api = FastAPI(
 install_error_handlers(api)
 # Matching needs scope moderate; bank management and the rebuild history need banks; /match/healthz is open.
 api.add_middleware(RequireKey, scope_for=lambda path: "moderate" if path.rstrip("/") == "/match" else "banks")
+api.add_middleware(MetricsMiddleware, app_name="match")  # outermost: counts refused requests too
 
 
 class MatchAppArgs(BaseModel):

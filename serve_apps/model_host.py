@@ -25,7 +25,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, Field
 from ray import serve
 
-from modera import registry
+from modera import registry, telemetry
 from modera.analyzers.base import Analyzer
 from modera.api.errors import error_body
 from modera.errors import NotReady
@@ -82,7 +82,8 @@ def host_options(args: HostArgs) -> dict:
 class ModelHost:
     """Mixin for a Serve deployment that serves one analyzer loaded from a model URI."""
 
-    def _start_host(self, analyzer: Analyzer, warmup: Content, torch_threads: int | None = None) -> Settings:
+    def _start_host(self, app: str, analyzer: Analyzer, warmup: Content, torch_threads: int | None = None) -> Settings:
+        """``app`` names the application in metrics outside Serve (``modera.telemetry.app_label``)."""
         import torch
 
         threads = torch_threads or torch.get_num_threads()
@@ -90,6 +91,7 @@ class ModelHost:
                                             initargs=(threads,))
         settings = load_settings()
         configure_registry(settings)
+        self._app = telemetry.app_label(app)
         self._analyzer = analyzer
         self._warmup = warmup
         self._model_uri: str | None = None
@@ -100,6 +102,7 @@ class ModelHost:
         self._last_poll: float | None = None
         self._load_lock = threading.Lock()
         threading.Thread(target=self._poll_forever, name="alias-poll", daemon=True).start()
+        threading.Thread(target=self._report_forever, name="model-gauge", daemon=True).start()
         return settings
 
     def reconfigure(self, user_config: dict) -> None:
@@ -120,8 +123,13 @@ class ModelHost:
             raise NotReady(self._load_error or "no model loaded yet")
         batch = getattr(self, "_batch", None)
         if batch is None:
-            return await self._infer(self._analyzer.analyze_batch, items)
+            return await self._infer_batch(items)
         return list(await asyncio.gather(*(batch(item) for item in items)))
+
+    async def _infer_batch(self, items: list) -> list:
+        """Score one batch on the inference thread, recording its size."""
+        telemetry.observe("modera_batch_size", len(items), app=self._app)
+        return await self._infer(self._analyzer.analyze_batch, items)
 
     async def _infer(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the inference thread without blocking the event loop."""
@@ -132,6 +140,7 @@ class ModelHost:
         with self._load_lock:
             started = time.perf_counter()
             self._model_uri = uri
+            before = self._analyzer.model_ref
             try:
                 ref = self._analyzer.load(uri)
                 self._analyzer.analyze_batch([self._warmup])
@@ -141,6 +150,7 @@ class ModelHost:
                 logger.exception("model load failed; still serving %s", self._analyzer.model_ref)
                 return
             self._load_error, self._failed_version = None, None
+            telemetry.model_served(self._app, serve.get_replica_context().replica_id.unique_id, ref, before)
             logger.info("serving %s v%s (loaded in %.1fs)", ref.name, ref.version, time.perf_counter() - started)
 
     def _poll_forever(self) -> None:
@@ -152,6 +162,16 @@ class ModelHost:
             except Exception as exc:  # noqa: BLE001 - the poller must outlive any one failure
                 logger.exception("alias poll failed")
                 self._poll_error = f"{exc.__class__.__name__}: {exc}"
+
+    def _report_forever(self) -> None:
+        """Re-send the served version's gauge every few seconds: Ray's metrics agent drops a gauge value that was
+        not refreshed within two report intervals, so one set at load time would vanish from Prometheus."""
+        replica = serve.get_replica_context().replica_id.unique_id
+        while True:
+            time.sleep(5)
+            ref = self._analyzer.model_ref
+            if ref is not None:
+                telemetry.model_served(self._app, replica, ref)
 
     def _poll_once(self) -> None:
         uri = self._model_uri

@@ -23,6 +23,7 @@ from modera.api.ocr import OcrResponse, openapi_request_body
 from modera.errors import NotReady
 from modera.ocr.engine import OcrConfig
 from modera.schemas import ImageContent
+from modera.telemetry import MetricsMiddleware
 from serve_apps.model_host import HostArgs, ModelHost, host_options
 
 logger = logging.getLogger("serve_apps.ocr_app")
@@ -35,6 +36,7 @@ api = FastAPI(
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
 api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
+api.add_middleware(MetricsMiddleware, app_name="ocr")  # outermost: counts refused requests too
 
 
 class OcrAppArgs(HostArgs):
@@ -74,11 +76,11 @@ class OcrDeployment(ModelHost):
         self._limits = ImageLimits.model_validate(limits)
         cache_dir = load_settings().resolved_data_dir / "model_cache"
         analyzer = OcrAnalyzer(cache_dir=cache_dir, ocr=OcrConfig.model_validate(ocr))
-        self._start_host(analyzer, warmup_item(), torch_threads)
+        self._start_host("ocr", analyzer, warmup_item(), torch_threads)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _batch(self, items: list[ImageContent]) -> list:
-        return await self._infer(self._analyzer.analyze_batch, items)
+        return await self._infer_batch(items)
 
     @api.post("/", response_model=OcrResponse, summary="Read and score the text in one or more images",
               openapi_extra=openapi_request_body())

@@ -28,12 +28,14 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
+from modera import telemetry
 from modera.api import RootWithoutSlash
 from modera.api.auth import require, store_verifier
 from modera.api.errors import install_error_handlers
 from modera.api.match import read_json
 from modera.errors import NotFound, SchemaError
 from modera.settings import load_settings
+from modera.telemetry import MetricsMiddleware
 
 logger = logging.getLogger("serve_apps.review_app")
 
@@ -41,6 +43,7 @@ api = FastAPI(title="Modera review queue", version="1",
               description="Lease, review and decide the posts the policy sent to human review.")
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
+api.add_middleware(MetricsMiddleware, app_name="review")  # outermost: counts refused requests too
 
 _MEDIA_NAME = re.compile(r"^(image-[0-9]{1,2}|audio|video)$")
 
@@ -157,6 +160,7 @@ class ReviewDeployment:
                            + (f": {note}" if note else "")}], "labels": labels or {}})
         result = await self._db(review.decide, self._engine, item_id, reviewer, body["action"], labels, note,
                                 outbox=outbox)
+        telemetry.count("modera_review_decisions_total", action=body["action"])
         return _json(result)
 
     @api.post("/items/{item_id}/release", summary="Give a leased item back to the queue (skip)")

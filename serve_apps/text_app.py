@@ -23,6 +23,7 @@ from modera.api.text import TextLimits, TextRequest, TextResponse, parse_text_re
 from modera.errors import NotReady
 from modera.schemas import Result, TextContent
 from modera.settings import load_settings
+from modera.telemetry import MetricsMiddleware
 from serve_apps.model_host import HostArgs, ModelHost, host_options
 
 logger = logging.getLogger("serve_apps.text_app")
@@ -35,6 +36,7 @@ api = FastAPI(
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
 api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
+api.add_middleware(MetricsMiddleware, app_name="text")  # outermost: counts refused requests too
 
 
 class TextAppArgs(HostArgs):
@@ -52,12 +54,12 @@ class TextDeployment(ModelHost):
     def __init__(self, limits: dict, torch_threads: int | None = None) -> None:
         self._limits = TextLimits.model_validate(limits)
         settings = load_settings()
-        self._start_host(TextAnalyzer(cache_dir=settings.resolved_data_dir / "model_cache"),
+        self._start_host("text", TextAnalyzer(cache_dir=settings.resolved_data_dir / "model_cache"),
                          warmup=TextContent(text="warm up"), torch_threads=torch_threads)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def _batch(self, items: list[TextContent]) -> list[Result]:
-        return await self._infer(self._analyzer.analyze_batch, items)
+        return await self._infer_batch(items)
 
     @api.post(
         "/",

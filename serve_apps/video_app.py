@@ -29,6 +29,7 @@ from modera.media.keyframes import KeyframeConfig
 from modera.media.video import VideoLimits
 from modera.ocr import OcrConfig
 from modera.schemas import VideoContent
+from modera.telemetry import MetricsMiddleware
 from serve_apps.model_host import HostArgs, ModelHost, host_options
 
 logger = logging.getLogger("serve_apps.video_app")
@@ -42,6 +43,7 @@ api = FastAPI(
 install_error_handlers(api)
 api.add_middleware(RootWithoutSlash)
 api.add_middleware(RequireKey, scope_for=lambda path: "moderate")  # every route but /healthz
+api.add_middleware(MetricsMiddleware, app_name="video")  # outermost: counts refused requests too
 
 
 class VideoAppArgs(HostArgs):
@@ -99,7 +101,7 @@ class VideoDeployment(ModelHost):
         analyzer = VideoAnalyzer(self._args.text_model_uri, cache_dir=cache_dir, keyframes=self._args.keyframes,
                                  limits=self._video_limits, aggregation=self._args.aggregation,
                                  audio=self._args.audio, ocr=self._args.ocr, ocr_config=self._args.ocr_config)
-        self._start_host(analyzer, warmup_item(), self._args.torch_threads)
+        self._start_host("video", analyzer, warmup_item(), self._args.torch_threads)
 
     @api.post("/", response_model=VideoResponse, summary="Moderate one video")
     async def moderate(self, request: Request) -> VideoResponse:

@@ -19,6 +19,11 @@ from tests.helpers import wait_healthy
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``serve_takeover`` replace every Serve app of the session: they run after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("serve_takeover") is not None)  # stable: order kept
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("modera-data")
@@ -29,14 +34,17 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def ray_head(data_dir):
     """A Ray head started by the CLI, as a user's cluster would be; torn down at session end."""
-    port, dashboard = free_port(), free_port()
+    port, dashboard, metrics = free_port(), free_port(), free_port()
     cmd = [RAY, "start", "--head", f"--port={port}", "--num-cpus=4", "--include-dashboard=true",
-           "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--disable-usage-stats"]
+           "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--metrics-export-port={metrics}",
+           # the job agent's default port (52365) can still be held by a Ray that just stopped: jobs would fail
+           f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"]
     # Jobs run `python` from the head's PATH: put this environment's interpreter first.
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     subprocess.run(cmd, check=True, capture_output=True, timeout=120, env=env)
     try:
-        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}"}
+        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}",
+               "metrics": f"http://127.0.0.1:{metrics}/metrics"}
     finally:
         import ray
 

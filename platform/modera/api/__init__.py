@@ -17,5 +17,6 @@ class RootWithoutSlash:
     async def __call__(self, scope, receive, send) -> None:
         root = scope.get("root_path", "")
         if scope["type"] == "http" and root and scope["path"] in (root, ""):
-            scope = dict(scope, path=root + "/", raw_path=(root + "/").encode())
+            # In place, not a copy: outer middleware (metrics) reads the route the router records in this scope.
+            scope["path"], scope["raw_path"] = root + "/", (root + "/").encode()
         await self.app(scope, receive, send)
