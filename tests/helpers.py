@@ -138,18 +138,23 @@ def stub_text_analyzer():
 
 def require_executable(name: str, package: str) -> str:
     """The path of ``name``; skips the test without it, or fails under MODERA_REQUIRE_SYSTEM_DEPS=1 (CI)."""
-    import os
     import shutil
-
-    import pytest
 
     exe = shutil.which(name)
     if exe is None:
-        message = f"{name} is not installed (apt-get install {package})"
-        if os.environ.get("MODERA_REQUIRE_SYSTEM_DEPS") == "1":
-            pytest.fail(f"{message}; MODERA_REQUIRE_SYSTEM_DEPS=1 requires it")
-        pytest.skip(message)
+        missing_system_package(f"{name} is not installed (apt-get install {package})")
     return exe
+
+
+def missing_system_package(message: str) -> None:
+    """Skip the test for a missing system package, or fail it under MODERA_REQUIRE_SYSTEM_DEPS=1 (CI)."""
+    import os
+
+    import pytest
+
+    if os.environ.get("MODERA_REQUIRE_SYSTEM_DEPS") == "1":
+        pytest.fail(f"{message}; MODERA_REQUIRE_SYSTEM_DEPS=1 requires it")
+    pytest.skip(message)
 
 
 def require_espeak() -> str:

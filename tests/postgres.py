@@ -45,14 +45,11 @@ def find_bin_dir() -> Path | None:
 def require_bin_dir() -> Path:
     """:func:`find_bin_dir`, or skip the test without PostgreSQL (fail under MODERA_REQUIRE_SYSTEM_DEPS=1, the rule
     of ``tests.helpers.require_executable``)."""
-    import pytest
+    from tests.helpers import missing_system_package
 
     folder = find_bin_dir()
     if folder is None:
-        message = f"PostgreSQL server binaries (initdb) are not installed (apt-get install {PACKAGE})"
-        if os.environ.get("MODERA_REQUIRE_SYSTEM_DEPS") == "1":
-            pytest.fail(f"{message}; MODERA_REQUIRE_SYSTEM_DEPS=1 requires them")
-        pytest.skip(message)
+        missing_system_package(f"PostgreSQL server binaries (initdb) are not installed (apt-get install {PACKAGE})")
     return folder
 
 
