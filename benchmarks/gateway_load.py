@@ -36,7 +36,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -47,6 +46,7 @@ import numpy as np
 import psutil
 from PIL import Image, ImageDraw
 
+from benchmarks.scratch import scratch_dir
 from benchmarks.serving import auth_headers, free_port, percentile_ms
 
 KINDS = ("text", "image", "audio", "video")
@@ -773,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging("WARNING")
     made_dir = args.data_dir is None
-    work = Path(args.data_dir or tempfile.mkdtemp(prefix="modera-gateway-load-"))
+    work = scratch_dir("modera-gateway-load-", args.data_dir)
     os.environ["MODERA_DATA_DIR"] = str(work)  # reaches Serve replicas through init_ray's runtime env
     settings = load_settings(data_dir=work)
     result: dict[str, Any] = {"args": {k: v for k, v in vars(args).items()}, "started": time.strftime(

@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.scratch import scratch_dir
 from benchmarks.serving import PeakRSS, auth_headers, closed_loop, free_port, report
 from modera.analyzers.vision import VisionAnalyzer
 from modera.media.images import decode_image
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch-threads", type=int, default=2, help="intra-op threads of the replica")
     args = p.parse_args(argv)
     setup_logging("WARNING")
-    work = Path(tempfile.mkdtemp(prefix="modera-image-serving-"))
+    work = scratch_dir("modera-image-serving-")
     images = make_images(64)
     bundle = make_bundle(work)
 

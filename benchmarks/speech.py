@@ -25,11 +25,11 @@ import json
 import re
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from benchmarks.scratch import scratch_dir
 
 SR = 16_000
 VOICES = (("en-us", 150), ("en-us", 120), ("en", 170))
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     from modera.schemas import AudioContent, TextContent
     from modera.seed_data import make_text_seed
 
-    work = Path(tempfile.mkdtemp(prefix="modera-speech-bench-"))
+    work = scratch_dir("modera-speech-bench-")
     uri = text_model(args, work)
     text = TextAnalyzer(cache_dir=work / "cache")
     audio = AudioAnalyzer(text_analyzer=text, stt=SttConfig(cpu_threads=2))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from benchmarks.scratch import scratch_dir
 from modera.evaluation import evaluate_scores, format_table
 from modera.models.text_classifier import load_bundle
 from modera.registry import download
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     train, test = split(frame, args.seed, args.test_size)
     if args.max_train_rows and args.max_train_rows < len(train):
         train, _ = split(train, args.seed, 1 - args.max_train_rows / len(train))
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="modera-bench-"))
+    work = scratch_dir("modera-bench-", args.work_dir)
     y = test[LABELS].to_numpy()
     ours, train_s, ours_s = modera_scores(args, train, test, work)
     base, base_s = baseline_scores(test)

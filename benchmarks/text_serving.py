@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.scratch import scratch_dir
 from modera.analyzers.text import TextAnalyzer
 from modera.runtime import init_ray, setup_logging
 from modera.schemas import TextContent
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch-threads", type=int, default=2, help="intra-op threads of the replica")
     args = p.parse_args(argv)
     setup_logging("WARNING")
-    work = Path(tempfile.mkdtemp(prefix="modera-serving-"))
+    work = scratch_dir("modera-serving-")
     texts = list(make_text_seed(rows_per_category=100, seed=3)["text"])
     bundle = make_bundle(work)
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import av
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from benchmarks.scratch import scratch_dir
 from modera.matching.pdq import MATCH_DISTANCE, MIN_QUALITY, hamming, pdq_hash
 from modera.media.video import VideoLimits, sample_frames
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     from modera.store.db import open_store
 
     started = time.perf_counter()
-    folder = Path(tempfile.mkdtemp(prefix="modera-video-bench-"))
+    folder = scratch_dir("modera-video-bench-")
     film = decode_all(args.data_dir / "video" / "big_buck_bunny_0_30.webm")
     print(f"decoded {len(film)} frames of the 30 s clip at {SIZE[0]}x{SIZE[1]}", flush=True)
     reference = encode(folder / "reference.mp4", film[: 15 * FPS], crf=18)

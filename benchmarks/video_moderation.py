@@ -20,13 +20,13 @@ import argparse
 import json
 import random
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from benchmarks.scratch import scratch_dir
 
 LINES = ("you are a worthless idiot", "kill yourself loser", "buy followers cheap now", "i will hurt you")
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     from modera.ocr import OcrEngine
     from modera.schemas import VideoContent
 
-    work = Path(tempfile.mkdtemp(prefix="modera-video-bench-"))
+    work = scratch_dir("modera-video-bench-")
     text_uri, vision_uri = fresh_models(work)
     analyzer = VideoAnalyzer(text_uri)
     analyzer.load(vision_uri)

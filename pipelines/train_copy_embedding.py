@@ -134,10 +134,10 @@ def train_and_register(cfg: CopyEmbeddingConfig, settings: Settings, model_name:
     # The starting point: the untrained encoder as served today (backbone features, no projection head).
     before = held_out_retrieval(cfg, build_net(cfg.model_copy(update={"proj_dim": None})), eval_images)
     init_ray(settings)
-    outcome = fit(cfg, settings.train_storage_path)
-    after = held_out_retrieval(cfg, CopyEncoder.load(outcome.bundle_dir), eval_images)
-    logger.info("held-out copy retrieval top-1: %.3f before, %.3f after", before, after)
-    ref, run_id = log_and_register(cfg, outcome, experiment_id, model_name, before, after)
+    with fit(cfg, settings.train_storage_path) as outcome:  # the bundle's local copy goes once it is logged
+        after = held_out_retrieval(cfg, CopyEncoder.load(outcome.bundle_dir), eval_images)
+        logger.info("held-out copy retrieval top-1: %.3f before, %.3f after", before, after)
+        ref, run_id = log_and_register(cfg, outcome, experiment_id, model_name, before, after)
     logger.info("registered %s v%s from run %s in %.0fs", ref.name, ref.version, run_id, outcome.seconds)
     return ref, before, after
 

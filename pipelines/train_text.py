@@ -61,8 +61,8 @@ def train_and_register(cfg: TextTrainConfig, settings: Settings, model_name: str
     """Train on Ray, log to MLflow and register a version (no gate: see :func:`train_register_gate`)."""
     experiment_id = init_tracking(settings)
     init_ray(settings)
-    outcome = fit(cfg, settings.train_storage_path)
-    ref, run_id = log_and_register(cfg, outcome, experiment_id, model_name or settings.text_model_name, tags)
+    with fit(cfg, settings.train_storage_path) as outcome:  # the bundle's local copy goes once it is logged
+        ref, run_id = log_and_register(cfg, outcome, experiment_id, model_name or settings.text_model_name, tags)
     logger.info("registered %s v%s from run %s in %.0fs", ref.name, ref.version, run_id, outcome.seconds)
     return ref
 

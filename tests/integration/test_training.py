@@ -31,7 +31,9 @@ def test_training_registers_a_version_that_learned(trained, settings):
 
 def test_rerun_with_same_name_resumes_instead_of_retraining(trained, settings):
     before = sorted(settings.train_storage_path.iterdir())
-    outcome = fit(trained["cfg"], settings.train_storage_path)
+    with fit(trained["cfg"], settings.train_storage_path) as outcome:
+        assert any(outcome.bundle_dir.iterdir()), "the outcome carries the final checkpoint's files"
+    assert not outcome.bundle_dir.exists(), "the bundle's local copy goes with the outcome"
     assert sorted(settings.train_storage_path.iterdir()) == before, "a rerun must reuse the run folder"
     assert [int(row["epoch"]) for row in outcome.history] == [0, 1, 2], "no epoch may be trained twice"
 

@@ -60,7 +60,9 @@ def test_a_passing_version_promotes_unchanged(vision_champion, store):
 
 def test_rerun_with_same_name_resumes_instead_of_retraining(vision_trained, settings):
     before = sorted(settings.train_storage_path.iterdir())
-    outcome = fit(vision_trained["cfg"], settings.train_storage_path)
+    with fit(vision_trained["cfg"], settings.train_storage_path) as outcome:
+        assert any(outcome.bundle_dir.iterdir()), "the outcome carries the final checkpoint's files"
+    assert not outcome.bundle_dir.exists(), "the bundle's local copy goes with the outcome"
     assert sorted(settings.train_storage_path.iterdir()) == before, "a rerun must reuse the run folder"
     epochs = list(range(vision_trained["cfg"].epochs))
     assert [int(row["epoch"]) for row in outcome.history] == epochs, "no epoch may be trained twice"

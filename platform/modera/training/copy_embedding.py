@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modera.errors import ConfigError, InvalidInput
 from modera.matching.augment import CAPTIONS, FAMILIES, _font, augment
+from modera.training.bundle import LocalBundle, checkpoint_to_local
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class CopyEmbeddingConfig(BaseModel):
 
 
 @dataclass
-class CopyEmbeddingOutcome:
+class CopyEmbeddingOutcome(LocalBundle):
     """What a fit produced: the final bundle directory and the per-epoch history."""
 
     bundle_dir: Path
@@ -449,8 +450,7 @@ def fit(cfg: CopyEmbeddingConfig, storage_path: Path) -> CopyEmbeddingOutcome:
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"training run {run_name} finished without a checkpoint")
-    bundle_dir = Path(tempfile.mkdtemp(prefix="modera-copy-embedding-"))
-    result.checkpoint.to_directory(str(bundle_dir))
+    bundle_dir = checkpoint_to_local(result.checkpoint, prefix="modera-copy-embedding-")
     (bundle_dir / STATE_FILE).unlink(missing_ok=True)  # optimizer state: for resuming, not for serving
     return CopyEmbeddingOutcome(
         bundle_dir=bundle_dir, run_name=run_name, history=json.loads((bundle_dir / HISTORY_FILE).read_text()),

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from modera.taxonomy import load_taxonomy
+from modera.training.bundle import LocalBundle, checkpoint_to_local
 from modera.training.data import check_columns, fingerprint, is_validation, label_matrix, read_table
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class TextTrainConfig(BaseModel):
 
 
 @dataclass
-class TrainOutcome:
+class TrainOutcome(LocalBundle):
     """What a fit produced: the final bundle and the numbers to log."""
 
     bundle_dir: Path
@@ -200,8 +201,7 @@ def fit(cfg: TextTrainConfig, storage_path: Path) -> TrainOutcome:
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"training run {run_name} finished without a checkpoint")
-    bundle_dir = Path(tempfile.mkdtemp(prefix="modera-bundle-"))
-    result.checkpoint.to_directory(str(bundle_dir))
+    bundle_dir = checkpoint_to_local(result.checkpoint, prefix="modera-bundle-")
     # Ray keeps only the checkpointed reports; the per-epoch history travels inside the checkpoint.
     history = json.loads((bundle_dir / HISTORY_FILE).read_text())
     return TrainOutcome(

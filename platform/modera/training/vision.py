@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modera.models.vision_model import PACKAGED_BACKBONE, VisionSpec
 from modera.taxonomy import load_taxonomy
+from modera.training.bundle import LocalBundle, checkpoint_to_local
 from modera.training.data import check_columns, fingerprint, is_validation, label_matrix, read_table
 from modera.training.text import _pos_weight
 
@@ -86,7 +87,7 @@ class VisionTrainConfig(BaseModel):
 
 
 @dataclass
-class VisionTrainOutcome:
+class VisionTrainOutcome(LocalBundle):
     """What a fit produced: the final bundle, the history, and the held-out rows to evaluate on."""
 
     bundle_dir: Path
@@ -276,8 +277,7 @@ def fit(cfg: VisionTrainConfig, storage_path: Path) -> VisionTrainOutcome:
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"training run {run_name} finished without a checkpoint")
-    bundle_dir = Path(tempfile.mkdtemp(prefix="modera-vision-bundle-"))
-    result.checkpoint.to_directory(str(bundle_dir))
+    bundle_dir = checkpoint_to_local(result.checkpoint, prefix="modera-vision-bundle-")
     (bundle_dir / STATE_FILE).unlink(missing_ok=True)  # optimizer state: for resuming, not for serving
     return VisionTrainOutcome(
         bundle_dir=bundle_dir,
