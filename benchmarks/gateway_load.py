@@ -48,30 +48,13 @@ from PIL import Image, ImageDraw
 
 from benchmarks.scratch import scratch_dir
 from benchmarks.serving import auth_headers, free_port, percentile_ms
+from modera.synthetic.patterns import pattern
 
 KINDS = ("text", "image", "audio", "video")
 SOAK_GOAL = 0.05  # memory growth over the soak
 
 
 # -- media: small, made here, nothing downloaded ---------------------------------------------------------------------
-
-
-def pattern(seed: int, size: int = 256) -> Image.Image:
-    """A smooth colour field with stripes and shapes (photo-like entropy, distinct per seed)."""
-    rng = np.random.default_rng(seed)
-    image = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize((size, size),
-                                                                                   Image.Resampling.BICUBIC)
-    yy, xx = np.mgrid[0:size, 0:size]
-    angle, period = rng.uniform(0, np.pi), rng.uniform(6, 30)
-    stripes = (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period) > 0)[..., None]
-    ink = rng.integers(0, 256, 3).astype(np.uint8)
-    image = Image.fromarray(np.where(stripes, ink, np.asarray(image)).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(6):
-        x0, y0 = (int(v) for v in rng.integers(0, size - 30, 2))
-        w, h = (int(v) for v in rng.integers(15, 80, 2))
-        draw.ellipse((x0, y0, x0 + w, y0 + h), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    return image
 
 
 def caption(image: Image.Image, text: str) -> Image.Image:
@@ -176,7 +159,7 @@ class Mix:
         for i, text in enumerate(texts[:200]):
             self.bodies["text"].append(self._rest({"text": text}))
         for i in range(12):
-            image = pattern(seed * 100 + i)
+            image = pattern(seed * 100 + i, size=256)
             if i % 2:
                 image = caption(image, PHRASES[i % len(PHRASES)])
             self.bodies["image"].append(self._rest({"text": texts[i], "images": [_b64(jpeg(image))]}))

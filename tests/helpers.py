@@ -9,6 +9,8 @@ import numpy as np
 import requests
 from PIL import Image, ImageDraw
 
+from modera.synthetic.patterns import pattern  # noqa: F401  (tests import it from here)
+
 # Every endpoint but health needs an API key. The test session's admin key reaches Serve replicas and jobs through
 # MODERA_ADMIN_KEY (set before the Ray head starts; replicas register it in the store on first use), and ``http``
 # is a requests session that sends it. Tests of authentication itself use plain ``requests``.
@@ -28,27 +30,6 @@ def wait_healthy(url: str, timeout_s: float = 180) -> None:
             pass
         time.sleep(1)
     raise TimeoutError(f"{url}/healthz did not answer 200 within {timeout_s:.0f}s")
-
-
-def pattern(seed: int, size: int = 224) -> Image.Image:
-    """A smooth colour field with seed-specific stripes and shapes: images a CNN and PDQ both tell apart."""
-    rng = np.random.default_rng(seed)
-    field = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
-    image = Image.fromarray(field).resize((size, size), Image.Resampling.BICUBIC)
-    # Stripes of a seed-specific frequency and angle give each image texture a CNN tells apart.
-    yy, xx = np.mgrid[0:size, 0:size]
-    angle, period = rng.uniform(0, np.pi), rng.uniform(6, 30)
-    stripes = (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period) > 0)[..., None]
-    ink = rng.integers(0, 256, 3).astype(np.uint8)
-    image = Image.fromarray(np.where(stripes, ink, np.asarray(image)).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(8):
-        x0, y0 = (int(v) for v in rng.integers(0, size - 30, 2))
-        w, h = (int(v) for v in rng.integers(15, 90, 2))
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
-        shape((x0, y0, x0 + w, y0 + h), fill=fill)
-    return image
 
 
 def write_video(path, frames, fps: int = 10, codec: str = "libx264", *, crf: int | None = None,

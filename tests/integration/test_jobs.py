@@ -220,9 +220,15 @@ def test_train_vision_runs_as_a_ray_job(ray_head, settings, repo_root, emote_pat
     assert version.status == "READY" and version.tags["gate.passed"] in ("true", "false")
 
 
-def test_train_copy_embedding_runs_as_a_ray_job(ray_head, settings, repo_root):
+def test_train_copy_embedding_runs_as_a_ray_job_and_loads_as_the_matchers_encoder(ray_head, settings, repo_root,
+                                                                                  tmp_path):
+    """Contrastive training on copy-style edits, logged and registered; the matcher loads it from the registry."""
+    import mlflow
+
+    from modera.matching.embedding import EmbeddingSignal, load_encoder
+
     out = run_job(ray_head, settings, repo_root, "train_copy_embedding", "--num-generated", "16", "--image-size", "64",
-                  "--proj-dim", "16", "--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "1",
+                  "--proj-dim", "16", "--epochs", "2", "--batch-size", "8", "--max-steps-per-epoch", "1",
                   "--eval-images", "8", "--model-name", "modera-copy-embedding-job", "--run-name", "copy-embedding-job")
     found = re.search(r"registered modera-copy-embedding-job version 1: held-out copy retrieval top-1 "
                       r"(\d\.\d+) -> (\d\.\d+)", out)
@@ -230,6 +236,15 @@ def test_train_copy_embedding_runs_as_a_ray_job(ray_head, settings, repo_root):
     version = MlflowClient().get_model_version("modera-copy-embedding-job", "1")
     assert version.tags["kind"] == "copy_embedding" and version.tags["proj_dim"] == "16"
     assert float(version.tags["retrieval_top1"]) == pytest.approx(float(found.group(2)), abs=1e-3)
+    metrics = mlflow.get_run(version.run_id).data.metrics
+    assert metrics["retrieval_top1_before"] == pytest.approx(float(found.group(1)), abs=1e-3)
+    assert np.isfinite(metrics["train_loss"])
+    assert len(MlflowClient().get_metric_history(version.run_id, "train_loss")) == 2  # one point per epoch
+
+    encoder = load_encoder("models:/modera-copy-embedding-job/1", cache_dir=tmp_path / "cache")
+    assert encoder.dim == 16 and "#" in encoder.name  # the weights' digest names the embedding model
+    rows = EmbeddingSignal(encoder).embed([pattern(1, 96), pattern(2, 96)])
+    assert rows.shape == (2, 16) and np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
 
 
 def test_calibrate_bank_runs_as_a_ray_job_and_applies_thresholds(ray_head, settings, repo_root, store, data_dir):
