@@ -128,18 +128,25 @@ def emote_path(data_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vision_trained(settings, emote_path):
-    """A small emote model (frozen EfficientNet-Lite0 at 112 px + character CNN on the code, mixed
-    fusion) trained through Ray Data + Ray Train, registered and gated."""
-    from modera.synthetic.emotes import emote_taxonomy_path
-    from modera.training.vision import VisionTrainConfig
-    from pipelines.train_vision import train_register_gate
+def vision_trained(ray_head, settings, emote_path, repo_root):
+    """A small emote model (frozen EfficientNet-Lite0 at 112 px + character CNN on the code, mixed fusion) trained
+    by train_vision as a `ray job submit` job (Ray Data + Ray Train), registered and gated. ``cfg`` is the config
+    the job built from the same arguments, so a rerun here resumes the job's run."""
+    import re
 
-    cfg = VisionTrainConfig(data=[str(emote_path)], taxonomy=str(emote_taxonomy_path()), image_size=112,
-                            text_column="code", text_encoder="chars", fusion="mixed", epochs=5, batch_size=16,
-                            learning_rate=3e-3)
-    ref, report = train_register_gate(cfg, settings, settings.vision_model_name, tags={"suite": "integration"})
-    return {"ref": ref, "cfg": cfg, "report": report}
+    from modera import registry
+    from modera.synthetic.emotes import emote_taxonomy_path
+    from pipelines.train_vision import config_from_args, parse_args
+    from tests.integration.jobs import run_job
+
+    argv = ["--data", str(emote_path), "--taxonomy", str(emote_taxonomy_path()), "--image-size", "112",
+            "--text-column", "code", "--text-encoder", "chars", "--fusion", "mixed", "--epochs", "5",
+            "--batch-size", "16", "--learning-rate", "3e-3", "--model-name", settings.vision_model_name]
+    printed = run_job(ray_head, settings, repo_root, "train_vision", *argv)
+    found = re.search(rf"registered {settings.vision_model_name} version (\d+) \((challenger|gate failed)\)", printed)
+    assert found, printed[-4000:]
+    return {"ref": registry.get_version(f"models:/{settings.vision_model_name}/{found.group(1)}"),
+            "cfg": config_from_args(parse_args(argv)), "passed": found.group(2) == "challenger", "printed": printed}
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +154,7 @@ def vision_champion(vision_trained, store):
     from modera.lifecycle import promotion
 
     ref = vision_trained["ref"]
-    assert vision_trained["report"].passed, vision_trained["report"].to_markdown()
+    assert vision_trained["passed"], vision_trained["printed"][-4000:]
     promotion.promote(store, ref.name, ref.version, reason="integration suite baseline")
     return ref
 

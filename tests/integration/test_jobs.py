@@ -1,14 +1,11 @@
-"""Every pipeline as a `ray job submit --working-dir .` job against the session's Ray head, as the README shows,
-and a Ray worker killed in the middle of a propagation job.
+"""Pipelines as `ray job submit` jobs against the session's Ray head (tests/integration/jobs.py ships this
+checkout), and a Ray worker killed in the middle of a propagation job.
 
-The jobs ship this checkout: ``--working-dir`` carries ``pipelines/`` (the job's working directory, on the
-driver's and every worker's ``sys.path``), and ``py_modules`` carries ``platform/modera``, because ``modera``
-lives under the ``platform/`` source root, which is not on any ``sys.path`` a worker gets from the working
-directory. Without it a worker imports whatever ``modera`` the node has installed (or none).
-
-The labeling-loop jobs run as a chain on one small table, each reading the previous one's output:
-embed -> propagate_labels -> select_for_review -> retrain. ``pipelines.loop`` as a job is in
-test_labeling_loop.py; ``pipelines.demo`` (it deploys Serve) is run end to end by tests/e2e/test_demo.py.
+Here: the shipped code is what driver and workers import; a failing job; embed -> propagate_labels on one small
+table; train_copy_embedding; calibrate_bank. Elsewhere, where their other checks live: train_vision (the session's
+vision model, tests/integration/conftest.py), train_text (the worse candidate of test_lifecycle.py),
+select_for_review and retrain (test_labeling_loop.py, with ``pipelines.loop`` itself), and ``pipelines.demo``
+(tests/e2e/test_demo.py, the README's main job).
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,48 +26,11 @@ from mlflow import MlflowClient
 
 from tests.helpers import pattern
 from tests.integration.conftest import RAY, ray_cli_env
+from tests.integration.jobs import job_cmd, printed_json, run_job, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CATEGORIES = ["sexual", "hate", "harassment", "violence", "self_harm", "spam"]
-
-
-def submit(cmd: list[str], env: dict, cwd, timeout: float) -> subprocess.CompletedProcess:
-    """`ray job submit`, retried while the head's job agent is still starting (`ray start` returns first)."""
-    deadline = time.monotonic() + 120
-    while True:
-        done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-        if "No available agent to submit job" not in done.stdout + done.stderr or time.monotonic() > deadline:
-            return done
-        time.sleep(3)
-
-
-def job_runtime_env(settings, repo_root: Path) -> dict:
-    """The runtime env every job here gets: this checkout's ``modera`` on every worker, and the session's data dir."""
-    return {"py_modules": [str(repo_root / "platform" / "modera")],
-            "env_vars": {"MODERA_DATA_DIR": str(settings.resolved_data_dir), "HF_HUB_OFFLINE": "1"}}
-
-
-def job_cmd(settings, repo_root: Path, entrypoint: list[str], *submit_flags: str) -> list[str]:
-    return [RAY, "job", "submit", *submit_flags, "--working-dir", str(repo_root),
-            "--runtime-env-json", json.dumps(job_runtime_env(settings, repo_root)), "--", sys.executable, *entrypoint]
-
-
-def run_job(ray_head, settings, repo_root: Path, module: str, *args: str, timeout: float = 600) -> str:
-    """Submit ``python -m pipelines.<module> args`` and wait; the job's output (its logs) when it succeeded."""
-    done = submit(job_cmd(settings, repo_root, ["-m", f"pipelines.{module}", *args]), ray_cli_env(ray_head),
-                  repo_root, timeout)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
-    assert "succeeded" in done.stdout, done.stdout[-4000:]
-    return done.stdout
-
-
-def printed_json(output: str) -> dict:
-    """The last JSON object a pipeline printed with ``indent=2`` (a line ``{`` up to the next line ``}``)."""
-    lines = output.splitlines()
-    end = max(i for i, line in enumerate(lines) if line == "}")
-    start = max(i for i, line in enumerate(lines[:end]) if line == "{")
-    return json.loads("\n".join(lines[start:end + 1]))
 
 
 def test_jobs_run_this_checkouts_code_on_the_driver_and_on_workers(ray_head, settings, repo_root):
@@ -93,13 +52,6 @@ def test_jobs_run_this_checkouts_code_on_the_driver_and_on_workers(ray_head, set
         assert not modera_file.startswith(str(repo_root)) and not pipelines_file.startswith(str(repo_root))
 
 
-def test_train_text_runs_as_a_ray_job(ray_head, settings, seed_path, repo_root):
-    out = run_job(ray_head, settings, repo_root, "train_text", "--data", str(seed_path), "--epochs", "1",
-                  "--max-steps-per-epoch", "2", "--model-name", "modera-text-job")
-    assert "registered modera-text-job version 1" in out
-    assert MlflowClient().get_model_version("modera-text-job", "1").status == "READY"
-
-
 def test_a_failing_job_reports_the_reason(ray_head, settings, repo_root):
     cmd = [RAY, "job", "submit", "--working-dir", str(repo_root), "--", sys.executable, "-m", "pipelines.train_text",
            "--data", "/nonexistent/data.parquet"]
@@ -108,7 +60,7 @@ def test_a_failing_job_reports_the_reason(ray_head, settings, repo_root):
     assert "/nonexistent/data.parquet: no such file" in done.stdout + done.stderr
 
 
-# --- the labeling loop, one job per step, each on the previous one's output -------------------------------------
+# --- embed and propagate, one job each, the second on the first one's output -------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -171,53 +123,7 @@ def test_propagate_labels_job_labels_every_post(propagate_job, chain_data):
     assert len(pd.read_parquet(propagate_job["dir"] / "review.parquet")) == summary["to_review"]
 
 
-@pytest.fixture(scope="module")
-def select_job(ray_head, settings, repo_root, chain_data, embed_job):
-    out = chain_data["folder"] / "review"
-    log = run_job(ray_head, settings, repo_root, "select_for_review", "--input", str(chain_data["content"]),
-                  "--output", str(out), "--embeddings", str(embed_job["dir"]), "--labels", str(chain_data["seeds"]),
-                  "--budget", "8", "--actors", "1")
-    return {"dir": out, "summary": printed_json(log)}
-
-
-def test_select_for_review_job_queues_unlabelled_posts(select_job, chain_data, trained):
-    summary = select_job["summary"]
-    assert summary["scored"] == chain_data["n"] and summary["selected"] == 8
-    assert summary["pool"] == chain_data["n"] - len(chain_data["labelled"])
-    assert summary["model"] == f"{trained['ref'].name}/{trained['ref'].version}"
-    queue = pd.read_parquet(summary["queue"])
-    assert Path(summary["queue"]).parent == select_job["dir"] and len(queue) == 8
-    assert not set(queue["id"]) & chain_data["labelled"] and queue["text"].notna().all()
-
-
-def test_retrain_job_trains_on_propagated_labels_and_registers_a_version(ray_head, settings, repo_root, chain_data,
-                                                                         propagate_job):
-    labels = propagate_job["dir"] / "labels.parquet"
-    log = run_job(ray_head, settings, repo_root, "retrain", "--content", str(chain_data["content"]),
-                  "--propagated", str(labels), "--min-new-labels", "5", "--epochs", "1", "--max-steps-per-epoch", "2",
-                  "--model-name", "modera-text-jobs-loop")
-    summary = printed_json(log)
-    frame = pd.read_parquet(labels)
-    assert summary["action"] == "trained" and summary["version"] == "1"
-    assert summary["new_propagated_labels"] == propagate_job["summary"]["confident_propagated"] >= 5
-    version = MlflowClient().get_model_version("modera-text-jobs-loop", "1")
-    assert version.status == "READY" and version.tags["loop.training_data"] == summary["training_data"]
-    assert pd.Timestamp(version.tags["loop.labels_until"]) == frame["propagated_at"].max()
-
-
 # --- the other training jobs and bank calibration ------------------------------------------------------------------
-
-
-def test_train_vision_runs_as_a_ray_job(ray_head, settings, repo_root, emote_path):
-    from modera.synthetic.emotes import emote_taxonomy_path
-
-    out = run_job(ray_head, settings, repo_root, "train_vision", "--data", str(emote_path),
-                  "--taxonomy", str(emote_taxonomy_path()), "--image-size", "64", "--text-column", "code",
-                  "--text-encoder", "chars", "--fusion", "mixed", "--epochs", "1", "--max-steps-per-epoch", "2",
-                  "--batch-size", "8", "--model-name", "modera-vision-job")
-    assert re.search(r"registered modera-vision-job version 1 \((challenger|gate failed)\)", out), out[-3000:]
-    version = MlflowClient().get_model_version("modera-vision-job", "1")
-    assert version.status == "READY" and version.tags["gate.passed"] in ("true", "false")
 
 
 def test_train_copy_embedding_runs_as_a_ray_job_and_loads_as_the_matchers_encoder(ray_head, settings, repo_root,
@@ -280,6 +186,15 @@ def wait_for(what: str, probe, timeout: float, every: float = 0.2):
         time.sleep(every)
 
 
+def process_gone(pid: int) -> bool:
+    """``pid`` has exited (a zombie has closed its files) or is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
+
+
 def feed_pipe(path: Path, data: bytes, job_alive, timeout: float) -> None:
     """Write ``data`` into the named pipe once a reader has opened it (while the job still runs)."""
 
@@ -339,6 +254,9 @@ def test_a_worker_killed_mid_propagation_is_retried_and_writes_the_same_labels(r
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         assert "_run_in_task" in cmdline, cmdline  # the Ray worker running the task (titled ray::_run_in_task)
         os.kill(pid, signal.SIGKILL)
+        # A reader blocked in open() counts as the pipe's reader until it has exited: fed before then, the labels
+        # would go into the dying attempt's pipe and be lost with it, and the retry would wait for a writer forever.
+        wait_for(f"worker {pid} to exit", lambda: process_gone(pid), 60)
         feed_pipe(pipe, chain_data["seeds"].read_bytes(), running, timeout=180)
         wait_for("the job to end", lambda: not running(), 300, every=1)
     finally:  # a job left blocked on its pipe would hold a CPU for the rest of the session

@@ -1,10 +1,12 @@
 """The labeling loop against the session's real Ray head and MLflow store: embed (resumable), propagate,
-select for review, retrain (and its "too few labels" answer), and the loop as a `ray job submit` job."""
+select for review (once as a `ray job submit` job), retrain (its "too few labels" answer, and its training as a
+job), and the loop as a job."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ import pytest
 
 from modera.errors import ConfigError
 from tests.integration.conftest import RAY, ray_cli_env
-from tests.integration.test_jobs import job_runtime_env, submit
+from tests.integration.jobs import job_runtime_env, printed_json, run_job, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -114,16 +116,19 @@ def test_a_second_propagation_reuses_the_knn_graph(propagated, caplog):
     assert "reusing the kNN graph" in caplog.text
 
 
-def test_selection_skips_labelled_and_already_queued_items(settings, embedded, loop_data):
+def test_selection_skips_labelled_and_already_queued_items(ray_head, settings, embedded, loop_data, trained, repo_root):
+    """The first selection runs as a `ray job submit` job, the second in this process on the same folders."""
     from pipelines import select_for_review
 
     out = loop_data["folder"] / "review"
     argv = ["--input", str(loop_data["content"]), "--output", str(out), "--embeddings", str(embedded["dir"]),
             "--labels", str(loop_data["seed_labels"]), "--budget", "12", "--quota", "self_harm=3"]
-    first = select_for_review.run(select_for_review.parse_args(argv), settings)
+    first = printed_json(run_job(ray_head, settings, repo_root, "select_for_review", *argv, "--actors", "1"))
     second = select_for_review.run(select_for_review.parse_args(argv), settings)
     q1, q2 = pd.read_parquet(first["queue"]), pd.read_parquet(second["queue"])
-    assert len(q1) == len(q2) == 12
+    assert first["scored"] == len(loop_data["truth"]) and first["pool"] == len(loop_data["truth"]) - len(loop_data["labelled"])
+    assert first["model"] == second["model"] == f"{trained['ref'].name}/{trained['ref'].version}"
+    assert Path(first["queue"]).parent == out and len(q1) == len(q2) == 12
     assert first["reasons"]["active_learning:quota:self_harm"] == 3
     assert not set(q1["id"]) & set(q2["id"])
     assert not (set(q1["id"]) | set(q2["id"])) & loop_data["labelled"]
@@ -133,7 +138,9 @@ def test_selection_skips_labelled_and_already_queued_items(settings, embedded, l
     loop_data["queued"] = pd.concat([q1, q2])
 
 
-def test_retrain_waits_for_enough_new_labels_then_trains_and_gates(settings, loop_data, propagated):
+def test_retrain_waits_for_enough_new_labels_then_trains_and_gates(ray_head, settings, loop_data, propagated, repo_root):
+    """Retrain decides in this process that there is too little; the training itself runs as a `ray job submit`
+    job; the next decision, in this process again, finds the labels it trained on already used."""
     from mlflow import MlflowClient
 
     from pipelines import retrain
@@ -148,9 +155,13 @@ def test_retrain_waits_for_enough_new_labels_then_trains_and_gates(settings, loo
             "--epochs", "1", "--max-steps-per-epoch", "2"]
     waiting = retrain.run(retrain.parse_args([*argv, "--min-new-labels", "100000"]), settings)
     assert waiting["action"].startswith("nothing to do") and waiting["new_human_labels"] == len(human)
-    trained = retrain.run(retrain.parse_args([*argv, "--min-new-labels", "10"]), settings)
+    trained = printed_json(run_job(ray_head, settings, repo_root, "retrain", *argv, "--min-new-labels", "10"))
     assert trained["action"] == "trained" and trained["version"] == "1"
-    tags = MlflowClient().get_model_version("modera-text-loop", "1").tags
+    assert trained["new_human_labels"] == len(human)
+    assert trained["new_propagated_labels"] == propagated["summary"]["confident_propagated"]
+    version = MlflowClient().get_model_version("modera-text-loop", "1")
+    tags = version.tags
+    assert version.status == "READY" and tags["loop.training_data"] == trained["training_data"]
     assert pd.Timestamp(tags["loop.labels_until"]) >= human["labeled_at"].max()
     assert tags["gate.passed"] in ("true", "false")
     again = retrain.run(retrain.parse_args([*argv, "--min-new-labels", "10"]), settings)

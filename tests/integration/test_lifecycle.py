@@ -4,10 +4,13 @@ a move made outside Modera (as in the MLflow UI) is honoured and audited; the hi
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,38 +20,43 @@ from mlflow import MlflowClient
 from modera import registry
 from modera.errors import ConfigError
 from modera.lifecycle import promotion
-from modera.training.text import TextTrainConfig
-from pipelines.train_text import train_register_gate
 
 from tests.helpers import http
+from tests.integration.jobs import run_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def worse(settings, seed_path, trained, data_dir):
-    """A deliberately worse candidate: the same texts with their label rows shuffled."""
+def worse(ray_head, settings, seed_path, trained, data_dir, repo_root):
+    """A deliberately worse candidate: the same texts with their label rows shuffled, trained by train_text as a
+    `ray job submit` job (the README's way), which registers it and runs the gate."""
     frame = pd.read_parquet(seed_path)
     labels = [c for c in frame.columns if c not in ("text", "source")]
     frame[labels] = frame[labels].to_numpy()[np.random.default_rng(0).permutation(len(frame))]
     path = data_dir / "shuffled.parquet"
     frame.to_parquet(path, index=False)
-    cfg = TextTrainConfig(data=[str(path)], epochs=1, max_steps_per_epoch=6, batch_size=16, max_length=48,
-                          learning_rate=1e-4)
-    ref, report = train_register_gate(cfg, settings)
-    return {"ref": ref, "report": report}
+    out = run_job(ray_head, settings, repo_root, "train_text", "--data", str(path), "--epochs", "1",
+                  "--max-steps-per-epoch", "6", "--batch-size", "16", "--max-length", "48", "--learning-rate", "1e-4")
+    found = re.search(rf"registered {settings.text_model_name} version (\d+) \(gate failed\)", out)
+    assert found, out[-4000:]
+    return {"ref": registry.get_version(f"models:/{settings.text_model_name}/{found.group(1)}"), "printed": out}
 
 
-def test_worse_candidate_fails_the_gate_with_a_readable_report(worse, trained):
-    report, version = worse["report"], worse["ref"].version
-    assert not report.passed and report.champion == trained["ref"].version
-    assert report.reasons and any("< champion" in r for r in report.reasons), report.reasons
-    text = report.to_markdown()
-    assert "FAILED" in text and "## Champion" in text and "minimum_functionality" in text
-    info = registry.version_info(worse["ref"].name, version)
+def test_worse_candidate_fails_the_gate_with_a_readable_report(worse, trained, tmp_path):
+    name, version = worse["ref"].name, worse["ref"].version
+    info = registry.version_info(name, version)
+    client = MlflowClient()
+    report = json.loads(Path(client.download_artifacts(info.run_id, "gate/report.json", str(tmp_path))).read_text())
+    assert report["passed"] is False and report["champion"] == trained["ref"].version
+    assert report["reasons"] and any("< champion" in r for r in report["reasons"]), report["reasons"]
+    # The job printed the gate's report: the version, the verdict, both tables, the behaviour checks.
+    assert f"# Gate: {name} v{version} vs v{trained['ref'].version}" in worse["printed"]
+    assert "FAILED" in worse["printed"] and "## Champion" in worse["printed"]
+    assert "minimum_functionality" in worse["printed"]
     assert info.tags["gate.passed"] == "false" and info.tags["gate.summary"].startswith("failed: ")
-    assert registry.alias_version(worse["ref"].name, registry.CHALLENGER) != version
-    artifacts = {a.path for a in MlflowClient().list_artifacts(info.run_id, "gate")}
+    assert registry.alias_version(name, registry.CHALLENGER) != version
+    artifacts = {a.path for a in client.list_artifacts(info.run_id, "gate")}
     assert {"gate/report.md", "gate/report.json", "gate/roc_curves.png", "gate/confusion_matrices.png"} <= artifacts
 
 

@@ -234,7 +234,11 @@ def test_rebuilds_are_staggered_and_requests_keep_succeeding(urls):
         time.sleep(REFRESH_S / 2)
     assert set(statuses) == {200}
     assert all(now[r]["rebuilds"] > before.get(r, 0) for r in now), now
-    assert all(body["index"]["pdq"]["masked"] == 0 for body in replicas(urls, 10).values())
+    # A rebuild reads the store as it is when it starts; deletes that land during the build are masked in the new
+    # index, and stay masked while they are under the 20% that triggers the next rebuild. So: below the trigger.
+    for body in replicas(urls, 10).values():
+        pdq = body["index"]["pdq"]
+        assert pdq["masked"] <= 0.2 * (pdq["rows"] + pdq["masked"]), body["index"]
     history = http.get(f"{urls['match']}/rebuilds", timeout=10).json()["history"]
     spans = sorted((start, end) for _, start, end in history if end is not None)
     assert len(spans) >= 4  # two first builds and at least two rebuilds
