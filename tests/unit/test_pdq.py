@@ -17,21 +17,9 @@ from modera.matching.pdq import (
     pdq_dihedral,
     pdq_hash,
 )
-from PIL import Image, ImageDraw
+from PIL import Image
 
-
-def pattern(seed: int, size: int = 256) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    field = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    image = Image.fromarray(field).resize((size, size), Image.Resampling.BICUBIC)
-    draw = ImageDraw.Draw(image)
-    for _ in range(6):
-        x0, y0 = (int(v) for v in rng.integers(0, size - 40, 2))
-        w, h = (int(v) for v in rng.integers(20, 120, 2))
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
-        shape((x0, y0, x0 + w, y0 + h), fill=fill)
-    return image
+from modera.synthetic.patterns import pattern
 
 
 def jpeg_copy(image: Image.Image, quality: int) -> Image.Image:
