@@ -49,6 +49,7 @@ from PIL import Image, ImageDraw
 from benchmarks.scratch import scratch_dir
 from benchmarks.serving import auth_headers, free_port, percentile_ms
 from modera.synthetic.patterns import pattern
+from modera.synthetic.video import write_video
 
 KINDS = ("text", "image", "audio", "video")
 SOAK_GOAL = 0.05  # memory growth over the soak
@@ -106,34 +107,8 @@ def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
 
 def video_bytes(frames: list[Image.Image], audio: np.ndarray | None, sr: int, folder: Path, fps: int = 10) -> bytes:
     """H.264 MP4 of ``frames`` with ``audio`` as an AAC track (PyAV)."""
-    import av
-
     path = folder / f"video-{len(list(folder.glob('video-*')))}.mp4"
-    arrays = [np.asarray(f.convert("RGB"), dtype=np.uint8) for f in frames]
-    height, width = arrays[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-        sound = None
-        if audio is not None:
-            sound = container.add_stream("aac", rate=sr)
-            sound.layout = "mono"
-        for array in arrays:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array[: stream.height, : stream.width]),
-                                               format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        if sound is not None:
-            for start in range(0, len(audio), 1024):
-                pcm = (np.clip(audio[start:start + 1024], -1, 1) * 32767).astype(np.int16).reshape(1, -1)
-                chunk = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-                chunk.sample_rate = sr
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-        for s in (stream, sound) if sound is not None else (stream,):
-            for packet in s.encode():
-                container.mux(packet)
-    return path.read_bytes()
+    return write_video(path, frames, fps, audio=audio, sample_rate=sr).read_bytes()
 
 
 def _b64(data: bytes) -> str:

@@ -92,6 +92,7 @@ class ModelHost:
         settings = load_settings()
         configure_registry(settings)
         self._app = telemetry.app_label(app)
+        self._replica = serve.get_replica_context().replica_id.unique_id
         self._analyzer = analyzer
         self._warmup = warmup
         self._model_uri: str | None = None
@@ -150,7 +151,7 @@ class ModelHost:
                 logger.exception("model load failed; still serving %s", self._analyzer.model_ref)
                 return
             self._load_error, self._failed_version = None, None
-            telemetry.model_served(self._app, serve.get_replica_context().replica_id.unique_id, ref, before)
+            telemetry.model_served(self._app, self._replica, ref, before)
             logger.info("serving %s v%s (loaded in %.1fs)", ref.name, ref.version, time.perf_counter() - started)
 
     def _poll_forever(self) -> None:
@@ -166,12 +167,11 @@ class ModelHost:
     def _report_forever(self) -> None:
         """Re-send the served version's gauge every few seconds: Ray's metrics agent drops a gauge value that was
         not refreshed within two report intervals, so one set at load time would vanish from Prometheus."""
-        replica = serve.get_replica_context().replica_id.unique_id
         while True:
             time.sleep(5)
             ref = self._analyzer.model_ref
             if ref is not None:
-                telemetry.model_served(self._app, replica, ref)
+                telemetry.model_served(self._app, self._replica, ref)
 
     def _poll_once(self) -> None:
         uri = self._model_uri
@@ -197,7 +197,7 @@ class ModelHost:
         ref = self._analyzer.model_ref
         body = {"status": "ok" if ref else "not_ready", "model": ref.model_dump() if ref else None,
                 "model_uri": self._model_uri, "load_error": self._load_error,
-                "replica": serve.get_replica_context().replica_id.unique_id,
+                "replica": self._replica,
                 "poll_error": self._poll_error, "last_poll": self._last_poll, **extra}
         if ref is None:
             return JSONResponse(body | error_body("not_ready", self._load_error or "no model loaded"), status_code=503)

@@ -71,19 +71,12 @@ def warmup_item() -> VideoContent:
     import tempfile
     from pathlib import Path
 
-    import av
     import numpy as np
 
+    from modera.synthetic.video import write_video
+
     path = Path(tempfile.mkdtemp(prefix="modera-video-warmup-")) / "warmup.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=5)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(5):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 100 + 20 * i, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(path, [np.full((48, 64, 3), 100 + 20 * i, np.uint8) for i in range(5)], fps=5, codec="mpeg4")
     return VideoContent(id="warmup", path=str(path))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 
@@ -10,6 +11,7 @@ import requests
 from PIL import Image, ImageDraw
 
 from modera.synthetic.patterns import pattern  # noqa: F401  (tests import it from here)
+from modera.synthetic.video import write_video  # noqa: F401  (tests import it from here)
 
 # Every endpoint but health needs an API key. The test session's admin key reaches Serve replicas and jobs through
 # MODERA_ADMIN_KEY (set before the Ray head starts; replicas register it in the store on first use), and ``http``
@@ -32,38 +34,20 @@ def wait_healthy(url: str, timeout_s: float = 180) -> None:
     raise TimeoutError(f"{url}/healthz did not answer 200 within {timeout_s:.0f}s")
 
 
-def write_video(path, frames, fps: int = 10, codec: str = "libx264", *, crf: int | None = None,
-                audio: np.ndarray | None = None, sample_rate: int = 16_000):
-    """Encode RGB frames (PIL images or uint8 arrays, all one size) as a video file with PyAV, with ``audio``
-    (mono float samples in [-1, 1]) as an AAC track when given; returns path."""
-    import av
+def png(image: Image.Image) -> bytes:
+    """``image`` as PNG bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
 
-    arrays = [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f, dtype=np.uint8) for f in frames]
-    height, width = arrays[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-        if crf is not None:
-            stream.options = {"crf": str(crf)}
-        sound = None
-        if audio is not None:  # every stream is added before the first packet is muxed
-            sound = container.add_stream("aac", rate=sample_rate)
-            sound.layout = "mono"
-        for array in arrays:
-            frame = av.VideoFrame.from_ndarray(array[: stream.height, : stream.width], format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        if sound is not None:
-            for start in range(0, len(audio), 1024):
-                pcm = (np.asarray(audio[start:start + 1024]) * 32767).astype(np.int16).reshape(1, -1)
-                chunk = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-                chunk.sample_rate = sample_rate
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-        for s in (stream, sound) if sound is not None else (stream,):
-            for packet in s.encode():
-                container.mux(packet)
-    return path
+
+def wav(samples: np.ndarray, rate: int = 16_000) -> bytes:
+    """Mono float samples as 16-bit PCM WAV bytes."""
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 def text_card(text: str, size: tuple[int, int] = (320, 240), font_size: int = 22) -> Image.Image:
@@ -158,3 +142,44 @@ def speak(text: str, folder, rate: int = 140, extra: tuple[str, ...] = ()) -> np
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
     return librosa.resample(audio, orig_sr=sr, target_sr=16_000).astype(np.float32)
+
+
+# The packaged taxonomy's text categories, in its order (the seed data's label columns).
+CATEGORIES = ["sexual", "hate", "harassment", "violence", "self_harm", "spam"]
+
+
+def seed_label_tables(seed_path, folder, *, every: int, label_every: int, id_prefix: str, seeds_name: str) -> dict:
+    """Every ``every``-th seed post as a content table (id, text) in ``folder``, and a seed-label table (Parquet or
+    CSV by ``seeds_name``'s suffix) that labels one post in ``label_every`` (NaN = unknown): the labeling loop's
+    inputs. Returns the posts (with their true labels), both paths and the labelled ids."""
+    import pandas as pd
+
+    posts = pd.read_parquet(seed_path).iloc[::every].reset_index(drop=True)
+    posts["id"] = [f"{id_prefix}-{i}" for i in range(len(posts))]
+    folder.mkdir()
+    content = folder / "posts.parquet"
+    posts[["id", "text"]].to_parquet(content, index=False)
+    labelled = np.arange(len(posts)) % label_every == 0
+    seeds = posts[["id", *CATEGORIES]].astype({c: float for c in CATEGORIES})
+    seeds.loc[~labelled, CATEGORIES] = np.nan
+    seeds_path = folder / seeds_name
+    if seeds_path.suffix == ".csv":
+        seeds.to_csv(seeds_path, index=False)
+    else:
+        seeds.to_parquet(seeds_path, index=False)
+    return {"posts": posts, "content": content, "seeds": seeds_path, "labelled": set(posts.loc[labelled, "id"])}
+
+
+def calibration_bank(engine, bank: str, signal, negatives, first_negative_seed: int) -> None:
+    """A bank holding one image (pattern 1, by PDQ and embedding) and twelve other pattern images written to the
+    folder ``negatives``: what calibrate_bank needs."""
+    from modera.banks import store as banks
+    from modera.matching.pdq import pdq_hash
+
+    banks.create_bank(engine, bank)
+    h = pdq_hash(pattern(1, 128))
+    banks.add_item(engine, bank, "img-1", pdq_hex=h.hex, pdq_quality=h.quality,
+                   embedding=signal.embed([pattern(1, 128)])[0], embedding_model=signal.encoder.name)
+    negatives.mkdir()
+    for i in range(12):
+        pattern(first_negative_seed + i, 96).save(negatives / f"{i}.png")

@@ -10,21 +10,14 @@ import io
 import av
 import numpy as np
 import pytest
-import soundfile as sf
 
-from tests.helpers import http, speak, wait_healthy
+from tests.helpers import http, speak, wait_healthy, wav
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SR = 16_000
 # A seed-data insult (the small integration text model knows it) that Whisper tiny.en hears right from espeak.
 ABUSIVE, BENIGN = "you are a pathetic loser", "the weather is sunny and warm today"
-
-
-def wav(samples: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, SR, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 def encode(samples: np.ndarray, fmt: str, codec: str, video: bool = False) -> bytes:

@@ -24,14 +24,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import pattern
+from tests.helpers import CATEGORIES, calibration_bank, pattern, seed_label_tables
 from tests.integration.conftest import RAY, ray_cli_env
 from tests.integration.jobs import job_cmd, printed_json, run_job, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-CATEGORIES = ["sexual", "hate", "harassment", "violence", "self_harm", "spam"]
-
 
 def test_jobs_run_this_checkouts_code_on_the_driver_and_on_workers(ray_head, settings, repo_root):
     """Both packages come from what the job shipped, on the driver and on a worker: pipelines from the working
@@ -66,19 +63,10 @@ def test_a_failing_job_reports_the_reason(ray_head, settings, repo_root):
 @pytest.fixture(scope="module")
 def chain_data(data_dir, seed_path):
     """80 seed posts as a content table and a CSV of seed labels for one post in four (empty = unknown)."""
-    posts = pd.read_parquet(seed_path).iloc[::6].reset_index(drop=True)
-    posts["id"] = [f"job-{i}" for i in range(len(posts))]
     folder = data_dir / "jobs-chain"
-    folder.mkdir()
-    content = folder / "posts.parquet"
-    posts[["id", "text"]].to_parquet(content, index=False)
-    labelled = np.arange(len(posts)) % 4 == 0
-    seeds = posts[["id", *CATEGORIES]].astype({c: float for c in CATEGORIES})
-    seeds.loc[~labelled, CATEGORIES] = np.nan
-    seed_csv = folder / "seeds.csv"
-    seeds.to_csv(seed_csv, index=False)
-    return {"folder": folder, "content": content, "seeds": seed_csv, "n": len(posts),
-            "labelled": set(posts.loc[labelled, "id"])}
+    tables = seed_label_tables(seed_path, folder, every=6, label_every=4, id_prefix="job", seeds_name="seeds.csv")
+    return {"folder": folder, "content": tables["content"], "seeds": tables["seeds"], "n": len(tables["posts"]),
+            "labelled": tables["labelled"]}
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +144,9 @@ def test_train_copy_embedding_runs_as_a_ray_job_and_loads_as_the_matchers_encode
 def test_calibrate_bank_runs_as_a_ray_job_and_applies_thresholds(ray_head, settings, repo_root, store, data_dir):
     from modera.banks import store as banks
     from modera.matching.embedding import EmbeddingSignal
-    from modera.matching.pdq import pdq_hash
 
-    signal_ = EmbeddingSignal()
-    banks.create_bank(store, "jobs-known")
-    h = pdq_hash(pattern(1, 128))
-    banks.add_item(store, "jobs-known", "img-1", pdq_hex=h.hex, pdq_quality=h.quality,
-                   embedding=signal_.embed([pattern(1, 128)])[0], embedding_model=signal_.encoder.name)
     folder = data_dir / "jobs-benign"
-    folder.mkdir()
-    for i in range(12):
-        pattern(300 + i, 96).save(folder / f"{i}.png")
+    calibration_bank(store, "jobs-known", EmbeddingSignal(), folder, first_negative_seed=300)
     out = run_job(ray_head, settings, repo_root, "calibrate_bank", "--bank", "jobs-known", "--negatives", str(folder),
                   "--target-fpr", "0.1", "--apply")
     assert "bank jobs-known: 12 negatives, target FPR 0.1" in out and "applied: jobs-known thresholds" in out

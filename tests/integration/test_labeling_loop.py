@@ -13,31 +13,20 @@ import pandas as pd
 import pytest
 
 from modera.errors import ConfigError
+from tests.helpers import CATEGORIES, seed_label_tables
 from tests.integration.conftest import RAY, ray_cli_env
 from tests.integration.jobs import job_runtime_env, printed_json, run_job, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CATEGORIES = ["sexual", "hate", "harassment", "violence", "self_harm", "spam"]
-
-
 @pytest.fixture(scope="module")
 def loop_data(data_dir, seed_path):
     """The seed posts as a content table (ids, text), the truth, and seed labels for one row in six."""
-    posts = pd.read_parquet(seed_path)
-    posts = posts.iloc[::3].reset_index(drop=True)  # 160 posts across every category
-    posts["id"] = [f"post-{i}" for i in range(len(posts))]
     folder = data_dir / "loop-test"
-    folder.mkdir()
-    content = folder / "posts.parquet"
-    posts[["id", "text"]].to_parquet(content, index=False)
-    labelled = np.arange(len(posts)) % 6 == 0
-    seeds = posts[["id", *CATEGORIES]].astype({c: float for c in CATEGORIES})
-    seeds.loc[~labelled, CATEGORIES] = np.nan
-    seed_labels = folder / "seed_labels.parquet"
-    seeds.to_parquet(seed_labels, index=False)
-    return {"folder": folder, "content": content, "seed_labels": seed_labels, "truth": posts.set_index("id"),
-            "labelled": set(posts.loc[labelled, "id"])}
+    tables = seed_label_tables(seed_path, folder, every=3, label_every=6, id_prefix="post",  # 160 posts, every category
+                               seeds_name="seed_labels.parquet")
+    return {"folder": folder, "content": tables["content"], "seed_labels": tables["seeds"],
+            "truth": tables["posts"].set_index("id"), "labelled": tables["labelled"]}
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,11 @@ import time
 import pytest
 from PIL import Image
 
-from tests.helpers import http, pattern, wait_healthy, write_video
+from tests.helpers import http, pattern, png, wait_healthy, write_video
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REFRESH_S = 1.0
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def jpeg(image: Image.Image, quality: int = 40) -> bytes:

@@ -10,18 +10,16 @@ imperatively, so this module runs last in the session (the ``serve_takeover`` ma
 from __future__ import annotations
 
 import base64
-import io
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 import yaml
 
-from tests.helpers import http, pattern, speak, text_card, write_video
+from tests.helpers import http, pattern, png, speak, text_card, wav, write_video
 from tests.integration.conftest import ray_cli_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serve_takeover]
@@ -66,20 +64,6 @@ def deployed(ray_head, serve_base, trained, vision_champion, repo_root, tmp_path
                             capture_output=True, text=True, timeout=120).stdout
     assert not pending, f"not healthy: {sorted(pending)}\n{status[-4000:]}"
     return {name: f"{serve_base}{route}" for name, route in ROUTES.items()}
-
-
-def png(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def wav(samples: np.ndarray, rate: int = 16_000) -> bytes:
-    import soundfile
-
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, rate, format="WAV")
-    return buffer.getvalue()
 
 
 def test_every_route_of_the_deployed_config_answers(deployed, tmp_path):

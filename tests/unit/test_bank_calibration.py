@@ -11,7 +11,7 @@ from modera.matching.embedding import EmbeddingSignal
 from modera.matching.pdq import pdq_hash
 from modera.store.db import open_store
 
-from tests.helpers import pattern
+from tests.helpers import calibration_bank, pattern
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +68,8 @@ def test_the_pipeline_reports_and_applies(tmp_path, monkeypatch, capsys, signal)
     from modera.settings import load_settings
 
     engine = open_store(load_settings().resolved_store_url)
-    banks.create_bank(engine, "known")
-    h = pdq_hash(pattern(1, 128))
-    banks.add_item(engine, "known", "img-1", pdq_hex=h.hex, pdq_quality=h.quality,
-                   embedding=signal.embed([pattern(1, 128)])[0], embedding_model=signal.encoder.name)
     folder = tmp_path / "benign"
-    folder.mkdir()
-    for i in range(12):
-        pattern(200 + i, 96).save(folder / f"{i}.png")
+    calibration_bank(engine, "known", signal, folder, first_negative_seed=200)
     assert pipeline.main(["--bank", "known", "--negatives", str(folder), "--target-fpr", "0.1", "--apply"]) == 0
     out = capsys.readouterr().out
     assert "12 negatives" in out and "applied: known thresholds" in out
